@@ -1,0 +1,3 @@
+from pifleet.cli import main
+
+main()

@@ -1,0 +1,73 @@
+"""What every command shares: global options, the fleet, the event renderers, exit codes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.text import Text
+
+from pifleet.errors import PifleetError
+from pifleet.events import Emitter
+from pifleet.fleet import Fleet, load_fleet
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class App:
+    """Global options and lazily loaded shared state."""
+
+    fleet_path: str
+    json_output: bool = False
+    verbose: int = 0
+    _fleet: Fleet | None = field(default=None, repr=False)
+
+    @property
+    def fleet(self) -> Fleet:
+        """The fleet file, loaded and validated once (BadInput on any problem)."""
+        if self._fleet is None:
+            self._fleet = load_fleet(Path(self.fleet_path))
+        return self._fleet
+
+    @property
+    def console(self) -> Console:
+        """Where human-readable output goes: stderr under --json so stdout stays JSON lines."""
+        return Console(stderr=self.json_output, highlight=False)
+
+    def emitter(self, *, live: bool = True, log_name: str | None = None) -> Emitter:
+        """An Emitter wired to --json or the live display, and to per-node log files."""
+        from pifleet.ui import make_emitter
+
+        return make_emitter(self.console, json_output=self.json_output, verbose=self.verbose,
+                            live=live, log_name=log_name)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def run_guarded(command: click.Command) -> int:
+    """Run the click command and return its exit code.
+
+    Commands return an int (or None for 0); pifleet errors become a one-line message.
+    """
+    try:
+        result = command.main(standalone_mode=False)
+    except PifleetError as exc:
+        message = Text("error: ", style="bold red") + Text(str(exc))
+        Console(stderr=True, highlight=False, soft_wrap=True).print(message)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    return result if isinstance(result, int) else 0

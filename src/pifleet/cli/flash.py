@@ -1,0 +1,5 @@
+"""CLI commands: flash (being written)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

@@ -1,0 +1,5 @@
+"""CLI commands: init (being written)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

@@ -1,0 +1,5 @@
+"""CLI commands: names (being written)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

@@ -1,0 +1,5 @@
+"""CLI commands: remote (being written)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

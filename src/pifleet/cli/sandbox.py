@@ -1,0 +1,5 @@
+"""CLI commands: sandbox (being written)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

@@ -1,0 +1,1 @@
+"""Writing OS images to SD cards with first-boot configuration."""

@@ -1,0 +1,1 @@
+"""The phases of `pifleet up`, one module each."""

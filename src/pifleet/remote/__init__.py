@@ -1,0 +1,1 @@
+"""Remote engine: pyinfra glue, SSH trust, and running commands on nodes."""

@@ -1,0 +1,28 @@
+"""Renderers of the event stream: live display, JSON lines, per-node log files."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from pifleet.events import Emitter
+from pifleet.ui.jsonlines import JsonLines
+from pifleet.ui.live import LiveDisplay
+from pifleet.ui.logfiles import NodeLogs, state_dir
+
+__all__ = ["JsonLines", "LiveDisplay", "NodeLogs", "make_emitter", "state_dir"]
+
+
+def make_emitter(console: Console, *, json_output: bool, verbose: int = 0, live: bool = True,
+                 log_name: str | None = None) -> Emitter:
+    """An Emitter for a command: JSON lines or the live display, plus per-node logs.
+
+    `log_name` names the log folder (the fleet's name); None writes no log files.
+    """
+    emitter = Emitter()
+    if json_output:
+        emitter.add(JsonLines())
+    elif live:
+        emitter.add(LiveDisplay(console, verbose=verbose))
+    if log_name:
+        emitter.add(NodeLogs(log_name))
+    return emitter

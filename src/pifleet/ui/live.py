@@ -1,0 +1,97 @@
+"""The live display: a table of what each node is doing, and a line per finished step."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from pifleet.events import Event, Status
+
+_STYLE = {
+    Status.OK: "green",
+    Status.FAILED: "bold red",
+    Status.SKIPPED: "dim",
+    Status.INFO: "cyan",
+    Status.START: "yellow",
+}
+
+
+def format_output_line(node: str | None, line: str) -> Text:
+    """`NAME: line`, exactly: no markup, no highlighting."""
+    return Text(f"{node or 'local'}: {line}")
+
+
+def format_event(event: Event) -> Text:
+    """One finished step as a single line of text."""
+    who = event.node or "local"
+    mark = {Status.OK: "changed" if event.changed else "ok"}.get(event.status, str(event.status))
+    text = Text(f"{who:<14} ")
+    text.append(f"{event.phase}/{event.step}", style="bold")
+    text.append(f"  {mark}", style=_STYLE.get(event.status, ""))
+    if event.duration is not None:
+        text.append(f"  {event.duration:.1f}s", style="dim")
+    if event.message:
+        text.append(f"  {event.message}")
+    return text
+
+
+class LiveDisplay:
+    """A sink for humans.
+
+    On a terminal, a live table shows each node's current step; finished steps are printed
+    above it (failures always, the rest with -v). Off a terminal, one line per finished step.
+    Output lines (`Status.OUTPUT`) are printed whole as `NAME: line`, never wrapped or cut.
+    """
+
+    def __init__(self, console: Console, verbose: int = 0) -> None:
+        self.console = console
+        self.verbose = verbose
+        self.current: dict[str, Event] = {}
+        self.live: Live | None = None
+
+    def _print(self, text: Text) -> None:
+        self.console.print(text, soft_wrap=True, crop=False, overflow="ignore", highlight=False)
+
+    def _table(self) -> Table:
+        table = Table(box=None, show_header=False, pad_edge=False)
+        for node, event in sorted(self.current.items()):
+            table.add_row(Text(node, style="bold"), f"{event.phase}/{event.step}",
+                          Text(str(event.status), style=_STYLE.get(event.status, "")))
+        return table
+
+    def __call__(self, event: Event) -> None:
+        if event.status is Status.OUTPUT:
+            self._print(format_output_line(event.node, event.message))
+            return
+        key = event.node or "local"
+        if event.status is Status.START:
+            self.current[key] = event
+            self._refresh()
+            return
+        self.current.pop(key, None)
+        if event.status in (Status.FAILED, Status.INFO) or self.verbose or (
+            self.live is None and not self.console.is_terminal
+        ):
+            self._print(format_event(event))
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if not self.console.is_terminal:
+            return
+        if self.current and self.live is None:
+            self.live = Live(self._table(), console=self.console, transient=True,
+                             refresh_per_second=8)
+            self.live.start()
+        elif self.live is not None:
+            if self.current:
+                self.live.update(self._table())
+            else:
+                self.close()
+
+    def close(self) -> None:
+        """Stop the live table (idempotent)."""
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
