@@ -10,8 +10,10 @@ from pifleet.fleet.model import (
     NodeSSH,
     SSHSettings,
 )
+from pifleet.fleet.names import SHIP_NAMES, is_hostname_label, suggest_names
 
 __all__ = [
+    "SHIP_NAMES",
     "AptSettings",
     "Fleet",
     "FleetFileError",
@@ -19,5 +21,7 @@ __all__ = [
     "Node",
     "NodeSSH",
     "SSHSettings",
+    "is_hostname_label",
     "load_fleet",
+    "suggest_names",
 ]
