@@ -1,5 +1,88 @@
-"""CLI commands: remote (being written)."""
+"""`pifleet trust` and `pifleet run`: the commands that talk to nodes over SSH."""
+
+from __future__ import annotations
+
+import sys
 
 import click
 
-COMMANDS: list[click.Command] = []
+from pifleet.cli.context import App, pass_app
+from pifleet.errors import BadInput
+
+
+def _node_list(value: str | None) -> list[str] | None:
+    return [n.strip() for n in value.split(",") if n.strip()] if value else None
+
+
+nodes_option = click.option("--nodes", "nodes", metavar="A,B",
+                            help="Only these nodes (comma-separated names).")
+
+
+@click.command()
+@nodes_option
+@click.option("--harden", is_flag=True,
+              help="Also disable password logins and replace the default password with a "
+                   "random one kept in the fleet's secrets.")
+@click.option("--ask-password", is_flag=True,
+              help="Ask for the first-contact password instead of using the fleet file's.")
+@click.option("--print-password", "print_password", metavar="NODE",
+              help="Print the password --harden set on NODE, and nothing else.")
+@pass_app
+def trust(app: App, nodes: str | None, harden: bool, ask_password: bool,
+          print_password: str | None) -> int:
+    """First contact: install the fleet key, pin host keys, passwordless sudo."""
+    from pifleet.remote.secrets import get_secret
+    from pifleet.remote.targets import node_password
+    from pifleet.remote.trust import PASSWORD_SECRET
+    from pifleet.remote.trust import trust as run_trust
+    from pifleet.ui.summary import print_summary
+
+    fleet = app.fleet
+    if print_password:
+        secret = get_secret(fleet, fleet.node(print_password).name, PASSWORD_SECRET)
+        if secret is None:
+            raise BadInput(f"{print_password}: no password recorded in {fleet.secrets_path} "
+                           "(run `pifleet trust --harden` first)")
+        click.echo(secret)
+        return 0
+    selected = fleet.select(_node_list(nodes))
+    password = None
+    without = [n.name for n in selected if node_password(fleet, n) is None]
+    if ask_password or without:
+        if not sys.stdin.isatty():
+            raise BadInput(f"{fleet.path}: no first-contact password for "
+                           f"{', '.join(without) or 'the nodes'}: set ssh.password in the "
+                           "fleet file, or run in a terminal to be asked")
+        password = click.prompt("First-contact SSH password", hide_input=True)
+    emit = app.emitter(log_name=fleet.name)
+    result = run_trust(fleet, selected, emit, password=password, harden=harden)
+    print_summary(app.console, emit.failures, len(selected), "trust")
+    return 1 if result.failed else 0
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@nodes_option
+@click.option("--timeout", type=float, help="Give up on a node after this many seconds.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@pass_app
+def run(app: App, nodes: str | None, timeout: float | None, command: tuple[str, ...]) -> int:
+    """Run a shell command line on nodes in parallel: `pifleet run -- CMD`.
+
+    Each output line is printed whole as `NAME: line`. Exit status 1 if any node failed.
+    """
+    from pifleet.remote.command import run_command
+    from pifleet.ui.summary import print_summary
+
+    line = " ".join(command).strip()
+    if not line:
+        raise BadInput("run: no command given (usage: pifleet run -- CMD)")
+    fleet = app.fleet
+    selected = fleet.select(_node_list(nodes))
+    emit = app.emitter(log_name=fleet.name)
+    result = run_command(fleet, selected, line, emit, timeout=timeout)
+    if result.failed:
+        print_summary(app.console, emit.failures, len(selected), "run")
+    return 1 if result.failed else 0
+
+
+COMMANDS: list[click.Command] = [trust, run]
