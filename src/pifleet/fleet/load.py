@@ -1,21 +1,183 @@
-"""Reading a fleet file: YAML with positions, then the model, then cross-field checks."""
+"""Reading a fleet file: YAML with positions, then the model, then cross-field checks.
+
+Every problem found in one pass is reported together, one line each, as `file:line:column:
+what is wrong: what to write instead`.
+"""
 
 from __future__ import annotations
 
+import difflib
+import types
 from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
 
-import yaml
+from pydantic import BaseModel, ValidationError
 
-from pifleet.fleet.model import Fleet, FleetFileError
+from pifleet.fleet.checks import check_fleet_data
+from pifleet.fleet.model import Fleet, FleetFileError, FleetProblem
+from pifleet.fleet.yamlpos import Loc, Positions, read_yaml
+
+# An example line for each key, shown when its value is missing or of the wrong kind.
+EXAMPLES: dict[str, str] = {
+    "name": "name: laperouse",
+    "nodes": "nodes: [{name: laperouse, address: 192.168.1.10, role: control-plane}]",
+    "address": "address: 192.168.1.10` or `address: laperouse.local",
+    "role": "role: worker` or `role: control-plane",
+    "ssh": "ssh: {user: pirate}",
+    "user": "user: pirate",
+    "port": "port: 22",
+    "private_key": "private_key: .pifleet/id_ed25519",
+    "known_hosts": "known_hosts: .pifleet/known_hosts",
+    "password": "password: hypriot",
+    "tower": "tower: a",
+    "team": "team: blue",
+    "kubernetes": 'kubernetes: {version: "1.34"}',
+    "version": 'version: "1.34"',
+    "pod_cidr": "pod_cidr: 10.244.0.0/16",
+    "service_cidr": "service_cidr: 10.96.0.0/12",
+    "cni": "cni: flannel",
+    "dashboard": "dashboard: headlamp` (or `kubernetes-dashboard`, `none`)",
+    "package_repository": "package_repository: https://pkgs.k8s.io/core:/stable:/v{minor}/deb/",
+    "package_key_url":
+        "package_key_url: https://pkgs.k8s.io/core:/stable:/v{minor}/deb/Release.key",
+    "token_ttl": "token_ttl: 1h",
+    "apt": "apt: {proxy: http://192.168.1.2:3142}",
+    "mirror": "mirror: http://192.168.1.2/debian",
+    "proxy": "proxy: http://192.168.1.2:3142",
+}
 
 
-def load_fleet(path: Path) -> Fleet:
-    """Read and validate a fleet file. Raises FleetFileError naming file, line and column."""
-    # Placeholder loader: replaced by the positioned loader.
+def load_fleet(path: Path | str) -> Fleet:
+    """Read and validate a fleet file.
+
+    Raises FleetFileError (bad input, exit 2) listing every problem with file, line and column.
+    """
+    path = Path(path)
     try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise FleetFileError(path, None, None, f"cannot read: {exc.strerror}") from exc
-    fleet = Fleet.model_validate(data)
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FleetFileError(path, None, None, "no such fleet file: write one with `pifleet "
+                             "init`, or name yours with `--fleet FILE` or $PIFLEET_FLEET") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise FleetFileError(path, None, None, f"cannot read the fleet file: {reason}") from None
+    return parse_fleet(text, path)
+
+
+def parse_fleet(text: str, path: Path | str = "fleet.yaml") -> Fleet:
+    """Validate fleet-file text as if it were read from `path` (which is recorded, not read)."""
+    doc = read_yaml(text, _wants_text)
+    problems = list(doc.problems)
+    if doc.data is None and not problems:
+        problems.append(FleetProblem(1, 1, "the fleet file is empty: write at least `name:` and "
+                                     "`nodes:` (`pifleet init` writes a commented one)"))
+    elif doc.data is not None and not isinstance(doc.data, dict):
+        problems.append(FleetProblem(1, 1, "the fleet file must be a map of keys such as "
+                                     "`name:` and `nodes:`, not a single value or a list"))
+    if problems:
+        raise FleetFileError.of(path, problems)
+    fleet: Fleet | None = None
+    try:
+        fleet = Fleet.model_validate(doc.data)
+    except ValidationError as exc:
+        problems += [_model_problem(error, doc.positions) for error in exc.errors()]
+    for finding in check_fleet_data(doc.data):
+        where = (doc.positions.of_key(finding.loc) if finding.at_key
+                 else doc.positions.of_value(finding.loc))
+        line, column = where or (None, None)
+        problems.append(FleetProblem(line, column, finding.message))
+    if problems or fleet is None:
+        raise FleetFileError.of(path, problems)
     fleet._path = Path(path)
     return fleet
+
+
+def read_node_names(path: Path | str) -> list[str]:
+    """The node names a fleet file lists, read leniently: [] when it is missing or unreadable.
+
+    Used to avoid suggesting names already taken, even while the file is still being written.
+    """
+    try:
+        data = read_yaml(Path(path).read_text(encoding="utf-8"), _wants_text).data
+    except (OSError, UnicodeDecodeError):
+        return []
+    nodes = data.get("nodes") if isinstance(data, dict) else None
+    if not isinstance(nodes, list):
+        return []
+    return [n["name"] for n in nodes if isinstance(n, dict) and isinstance(n.get("name"), str)]
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` -> X."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _annotation_at(loc: Loc) -> Any:
+    """The model's type for the value at `loc` (None when the path is not in the model)."""
+    annotation: Any = Fleet
+    for part in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(part, int):
+            if get_origin(annotation) is not list:
+                return None
+            annotation = get_args(annotation)[0]
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel) \
+                and part in annotation.model_fields:
+            annotation = annotation.model_fields[part].annotation
+        else:
+            return None
+    return _unwrap(annotation)
+
+
+def _wants_text(loc: Loc) -> bool:
+    annotation = _annotation_at(loc)
+    if get_origin(annotation) is Literal:
+        return all(isinstance(a, str) for a in get_args(annotation))
+    return annotation in (str, Path)
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "the file"
+
+
+def _model_problem(error: Any, positions: Positions) -> FleetProblem:
+    loc: Loc = tuple(error["loc"])
+    kind = error["type"]
+    key = next((p for p in reversed(loc) if isinstance(p, str)), "")
+    example = EXAMPLES.get(key)
+    if kind == "extra_forbidden":
+        where = positions.of_key(loc)
+        parent = _annotation_at(loc[:-1])
+        known = sorted(parent.model_fields) if isinstance(parent, type) \
+            and issubclass(parent, BaseModel) else []
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        place = f" in `{_dotted(loc[:-1])}`" if len(loc) > 1 else ""
+        advice = f"did you mean `{close[0]}`?" if close else \
+            f"the keys allowed here are {', '.join(f'`{k}`' for k in known)}"
+        message = f"unknown key `{key}`{place}: {advice}"
+    elif kind == "missing":
+        where = positions.of_value(loc[:-1])
+        place = f" in `{_dotted(loc[:-1])}`" if len(loc) > 1 else ""
+        message = f"`{key}` is missing{place}: add e.g. `{example or key + ': ...'}`"
+    else:
+        where = positions.of_value(loc)
+        if kind in ("model_type", "model_attributes_type", "dict_type"):
+            what = "should be a map of keys"
+        elif kind == "list_type":
+            what = "should be a list"
+        else:
+            what = error["msg"]
+        message = f"`{_dotted(loc)}`: {what}"
+        if kind != "fleet_value" and example:
+            message += f": write e.g. `{example}`"
+        elif kind == "fleet_value":
+            message = f"`{_dotted(loc)}`: {error['msg']}"
+    line, column = where or (None, None)
+    return FleetProblem(line, column, message)

@@ -1,21 +1,94 @@
-"""The fleet file's model: its shape and defaults.
+"""The fleet file's model: its shape, defaults and the checks that need only one value.
 
-Relative paths in the file are relative to the directory that holds it.
+Relative paths in the file are relative to the directory that holds it. Checks that compare
+several values (duplicates, one control plane, overlapping networks) live in `checks.py`, so the
+loader can report them with positions even when other values are wrong.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
+import string
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic_core import PydanticCustomError
 
 from pifleet.errors import BadInput
+from pifleet.fleet.names import is_hostname_label
 
 DEFAULT_PACKAGE_REPOSITORY = "https://pkgs.k8s.io/core:/stable:/v{minor}/deb/"
 DEFAULT_PACKAGE_KEY_URL = "https://pkgs.k8s.io/core:/stable:/v{minor}/deb/Release.key"
 STATE_DIR = ".pifleet"
+
+# `1.34` or `1.34.2`: the minor picks the package repository (facts.md section 1).
+VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
+# A kubeadm token TTL is a Go duration such as `1h`, `30m` or `1h30m`; `0` never expires.
+DURATION = re.compile(r"^(0|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)$")
+# The fleet's name names a state folder and a kubeconfig context: keep it path-safe.
+FLEET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _invalid(message: str) -> PydanticCustomError:
+    # A custom error keeps our own wording (a ValueError would gain a "Value error, " prefix).
+    return PydanticCustomError("fleet_value", message)
+
+
+def hostname_suggestion(name: str) -> str:
+    """`name` turned into a valid lower-case RFC 1123 label (`Black Pearl` -> `black-pearl`)."""
+    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
+    return label or "laperouse"
+
+
+def check_hostname(name: str) -> str:
+    """Accept a lower-case RFC 1123 label; otherwise say what to write instead."""
+    if not is_hostname_label(name):
+        raise _invalid(f"`{name}` is not a valid hostname: use lower-case letters, digits and "
+                       f"inner hyphens, at most 63 characters, e.g. `{hostname_suggestion(name)}`")
+    return name
+
+
+def check_address(address: str) -> str:
+    """Accept an IPv4 or IPv6 address or a DNS name such as `laperouse.local`."""
+    try:
+        ipaddress.ip_address(address)
+        return address
+    except ValueError:
+        pass
+    name = address[:-1] if address.endswith(".") else address
+    labels = name.split(".")
+    if re.fullmatch(r"[\d.]+", name):
+        raise _invalid(f"`{address}` is not a valid IPv4 address: write four numbers from 0 to "
+                       "255, e.g. `192.168.1.10`")
+    if (not name or len(name) > 253
+            or not all(is_hostname_label(label.lower()) for label in labels)):
+        raise _invalid(f"`{address}` is neither an IP address nor a DNS name: write e.g. "
+                       "`192.168.1.10` or `laperouse.local`")
+    return address
+
+
+def check_url_template(template: str) -> str:
+    """Accept a URL template whose only placeholder is `{minor}`, used at least once."""
+    try:
+        fields = {field for _, field, _, _ in string.Formatter().parse(template)
+                  if field is not None}
+    except ValueError as exc:
+        raise _invalid(f"`{template}` has unbalanced braces ({exc}): write `{{minor}}` where "
+                       "the Kubernetes minor version goes, e.g. "
+                       f"`{DEFAULT_PACKAGE_REPOSITORY}`") from None
+    others = sorted(fields - {"minor"})
+    if others:
+        listed = ", ".join(f"{{{f}}}" for f in others)
+        raise _invalid(f"`{template}` uses {listed}: the only placeholder is `{{minor}}`, "
+                       f"e.g. `{DEFAULT_PACKAGE_REPOSITORY}`")
+    if "minor" not in fields:
+        raise _invalid(f"`{template}` has no `{{minor}}`: put it where the Kubernetes minor "
+                       "version goes, so changing the version moves the repository, e.g. "
+                       f"`{DEFAULT_PACKAGE_REPOSITORY}`")
+    return template
 
 
 class _Strict(BaseModel):
@@ -55,6 +128,16 @@ class Node(_Strict):
     tower: str | None = None
     team: str | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        return check_hostname(name)
+
+    @field_validator("address")
+    @classmethod
+    def _valid_address(cls, address: str) -> str:
+        return check_address(address)
+
 
 class KubernetesSettings(_Strict):
     """What cluster to build."""
@@ -68,6 +151,29 @@ class KubernetesSettings(_Strict):
     package_key_url: str = DEFAULT_PACKAGE_KEY_URL
     # facts.md section 1: a join token should be short-lived; minted just before each join.
     token_ttl: str = "1h"
+
+    @field_validator("version")
+    @classmethod
+    def _valid_version(cls, version: str) -> str:
+        if not VERSION.fullmatch(version):
+            bare = re.sub(r"^[vV]", "", version)
+            example = bare if VERSION.fullmatch(bare) else "1.34"
+            raise _invalid(f"`{version}` is not a Kubernetes version: write a minor such as "
+                           f'`"{example}"` or a patch release such as `"1.34.2"` (quoted, so '
+                           "YAML keeps it as text)")
+        return version
+
+    @field_validator("package_repository", "package_key_url")
+    @classmethod
+    def _valid_template(cls, template: str) -> str:
+        return check_url_template(template)
+
+    @field_validator("token_ttl")
+    @classmethod
+    def _valid_ttl(cls, ttl: str) -> str:
+        if not DURATION.fullmatch(ttl):
+            raise _invalid(f"`{ttl}` is not a duration: write e.g. `1h`, `30m` or `1h30m`")
+        return ttl
 
     @property
     def minor(self) -> str:
@@ -103,6 +209,14 @@ class Fleet(_Strict):
 
     _path: Path = PrivateAttr(default=Path("fleet.yaml"))
 
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        if not FLEET_NAME.fullmatch(name):
+            raise _invalid(f"`{name}` cannot name a fleet: use letters, digits, `-`, `_` or "
+                           f"`.`, at most 63 characters, e.g. `{hostname_suggestion(name)}`")
+        return name
+
     @property
     def path(self) -> Path:
         """The file this fleet was read from."""
@@ -130,8 +244,11 @@ class Fleet(_Strict):
 
     @property
     def control_plane(self) -> Node:
-        """The one control-plane node."""
-        return next(n for n in self.nodes if n.role == "control-plane")
+        """The one control-plane node (the loader guarantees there is exactly one)."""
+        for node in self.nodes:
+            if node.role == "control-plane":
+                return node
+        raise BadInput(f"{self.path}: no node has `role: control-plane`")
 
     def node(self, name: str) -> Node:
         """The node called `name`; BadInput naming the fleet file if there is none."""
@@ -149,18 +266,43 @@ class Fleet(_Strict):
         return [n for n in self.nodes if n.name in wanted]
 
 
+@dataclass(frozen=True)
+class FleetProblem:
+    """One problem in a fleet file: where (1-based; None when unknown) and what to do."""
+
+    line: int | None
+    column: int | None
+    message: str
+
+    def located(self, path: Path | str) -> str:
+        """`file:line:column: message`, leaving out what is unknown."""
+        where = str(path)
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.message}"
+
+
 class FleetFileError(BadInput):
-    """A fleet file that cannot be used, with where and what to write instead."""
+    """A fleet file that cannot be used: every problem found, each with where and what to write.
+
+    `line`, `column` and `message` are those of the first problem; `problems` holds all of them.
+    The text has one line per problem.
+    """
 
     def __init__(self, path: Path | str, line: int | None, column: int | None,
-                 message: str) -> None:
+                 message: str, *, more: list[FleetProblem] | None = None) -> None:
         self.path = Path(path)
         self.line = line
         self.column = column
         self.message = message
-        where = str(path)
-        if line is not None:
-            where += f":{line}"
-            if column is not None:
-                where += f":{column}"
-        super().__init__(f"{where}: {message}")
+        self.problems = [FleetProblem(line, column, message), *(more or [])]
+        super().__init__("\n".join(p.located(path) for p in self.problems))
+
+    @classmethod
+    def of(cls, path: Path | str, problems: list[FleetProblem]) -> FleetFileError:
+        """One error holding several problems, in file order (problems must not be empty)."""
+        ordered = sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
+        first, *rest = ordered
+        return cls(path, first.line, first.column, first.message, more=rest)
