@@ -1,0 +1,183 @@
+"""Raspberry Pi OS Bookworm: `firstrun.sh` run once by systemd from the kernel command line.
+
+The script does its work, then removes itself and its cmdline.txt addition (facts.md
+section 5), so the second boot is an ordinary one.
+"""
+
+from __future__ import annotations
+
+from shlex import quote
+
+from pifleet.flash.bootconfig.settings import FirstBoot
+
+# facts.md section 5: the exact addition, appended to the one line of cmdline.txt.
+CMDLINE_ADDITION = ("systemd.run=/boot/firstrun.sh systemd.run_success_action=reboot "
+                    "systemd.unit=kernel-command-line.target")
+
+_HEAD = """#!/bin/bash
+# First-boot configuration written by pifleet flash. Runs once, then removes itself.
+set +e
+BOOT=/boot/firmware
+[ -f "$BOOT/cmdline.txt" ] || BOOT=/boot
+"""
+
+_HOSTNAME = """
+NEW_HOSTNAME={host}
+OLD_HOSTNAME=$(tr -d ' \\t\\n\\r' </etc/hostname)
+echo "$NEW_HOSTNAME" >/etc/hostname
+if grep -q '^127\\.0\\.1\\.1' /etc/hosts; then
+  sed -i "s/^127\\.0\\.1\\.1.*/127.0.1.1\\t$NEW_HOSTNAME/" /etc/hosts
+else
+  printf '127.0.1.1\\t%s\\n' "$NEW_HOSTNAME" >>/etc/hosts
+fi
+hostname "$NEW_HOSTNAME"
+"""
+
+_USER = """
+NEW_USER={user}
+PASSWORD_HASH={hash}
+FIRST_USER=$(getent passwd 1000 | cut -d: -f1)
+if [ -x /usr/lib/userconf-pi/userconf ] && [ -n "$PASSWORD_HASH" ]; then
+  /usr/lib/userconf-pi/userconf "$NEW_USER" "$PASSWORD_HASH"
+else
+  if [ -n "$FIRST_USER" ] && [ "$FIRST_USER" != "$NEW_USER" ]; then
+    usermod -l "$NEW_USER" "$FIRST_USER"
+    usermod -m -d "/home/$NEW_USER" "$NEW_USER"
+    groupmod -n "$NEW_USER" "$FIRST_USER"
+  elif ! id "$NEW_USER" >/dev/null 2>&1; then
+    useradd -m -s /bin/bash -G sudo,adm,users "$NEW_USER"
+  fi
+  if [ -n "$PASSWORD_HASH" ]; then
+    echo "$NEW_USER:$PASSWORD_HASH" | chpasswd -e
+  else
+    usermod -p '!' "$NEW_USER"
+  fi
+fi
+echo "$NEW_USER ALL=(ALL) NOPASSWD:ALL" >/etc/sudoers.d/010_pifleet-nopasswd
+chmod 0440 /etc/sudoers.d/010_pifleet-nopasswd
+"""
+
+_KEYS = """
+HOME_DIR=$(getent passwd "$NEW_USER" | cut -d: -f6)
+install -d -m 700 -o "$NEW_USER" -g "$NEW_USER" "$HOME_DIR/.ssh"
+cat >"$HOME_DIR/.ssh/authorized_keys" <<'PIFLEET_KEYS'
+{keys}
+PIFLEET_KEYS
+chown "$NEW_USER:$NEW_USER" "$HOME_DIR/.ssh/authorized_keys"
+chmod 600 "$HOME_DIR/.ssh/authorized_keys"
+"""
+
+_SSH = """
+systemctl enable ssh 2>/dev/null || systemctl enable sshd
+"""
+
+_WIFI = """
+WIFI_SSID={ssid}
+WIFI_PSK={psk}
+WIFI_COUNTRY={country}
+rfkill unblock wifi 2>/dev/null
+command -v raspi-config >/dev/null && raspi-config nonint do_wifi_country "$WIFI_COUNTRY"
+mkdir -p /etc/NetworkManager/system-connections
+umask 077
+cat >/etc/NetworkManager/system-connections/pifleet-wifi.nmconnection <<PIFLEET_WIFI
+[connection]
+id=pifleet-wifi
+type=wifi
+interface-name=wlan0
+autoconnect=true
+
+[wifi]
+mode=infrastructure
+ssid=$WIFI_SSID
+
+[wifi-security]
+key-mgmt=wpa-psk
+psk=$WIFI_PSK
+
+[ipv4]
+method=auto
+
+[ipv6]
+method=auto
+PIFLEET_WIFI
+umask 022
+"""
+
+_STATIC = """
+umask 077
+mkdir -p /etc/NetworkManager/system-connections
+cat >/etc/NetworkManager/system-connections/pifleet-eth0.nmconnection <<'PIFLEET_ETH'
+[connection]
+id=pifleet-eth0
+type=ethernet
+interface-name=eth0
+autoconnect=true
+
+[ipv4]
+method=manual
+address1={address}{gateway}
+{dns}
+[ipv6]
+method=auto
+PIFLEET_ETH
+umask 022
+"""
+
+_TIMEZONE = """
+if [ -f /usr/share/zoneinfo/{tz_raw} ]; then
+  ln -sf /usr/share/zoneinfo/{tz_raw} /etc/localtime
+  echo {tz} >/etc/timezone
+fi
+"""
+
+_LOCALE = """
+sed -i "s/^# *\\({locale_raw}\\)/\\1/" /etc/locale.gen 2>/dev/null
+command -v locale-gen >/dev/null && locale-gen
+update-locale LANG={locale} 2>/dev/null
+"""
+
+_KEYBOARD = """
+sed -i "s/^XKBLAYOUT=.*/XKBLAYOUT=\\"$(echo {layout})\\"/" /etc/default/keyboard 2>/dev/null
+"""
+
+_TAIL = """
+rm -f "$BOOT/firstrun.sh"
+sed -i 's| systemd.run=[^ ]*firstrun.sh.*||' "$BOOT/cmdline.txt"
+exit 0
+"""
+
+
+def script(boot: FirstBoot) -> str:
+    """The whole `firstrun.sh`. Every value is shell-quoted; the password only as a hash."""
+    parts = [_HEAD, _HOSTNAME.format(host=quote(boot.hostname)),
+             _USER.format(user=quote(boot.user), hash=quote(boot.password_hash or ""))]
+    if boot.ssh_keys:
+        parts.append(_KEYS.format(keys="\n".join(boot.ssh_keys)))
+    parts.append(_SSH)
+    if boot.wifi:
+        parts.append(_WIFI.format(ssid=quote(boot.wifi.ssid), psk=quote(boot.wifi.psk),
+                                  country=quote(boot.wifi.country)))
+    if boot.network:
+        gateway = f",{boot.network.gateway}" if boot.network.gateway else ""
+        dns = ("dns=" + ";".join(str(d) for d in boot.network.dns) + ";\n"
+               if boot.network.dns else "")
+        parts.append(_STATIC.format(address=boot.network.address, gateway=gateway, dns=dns))
+    if boot.timezone:
+        parts.append(_TIMEZONE.format(tz=quote(boot.timezone), tz_raw=_safe(boot.timezone)))
+    if boot.locale:
+        parts.append(_LOCALE.format(locale=quote(boot.locale), locale_raw=_safe(boot.locale)))
+    if boot.keyboard:
+        parts.append(_KEYBOARD.format(layout=quote(boot.keyboard)))
+    parts.append(_TAIL)
+    return "".join(parts)
+
+
+def _safe(value: str) -> str:
+    """Values spliced into paths and sed patterns: letters, digits and `_/+.-@` only."""
+    import re
+
+    from pifleet.errors import BadInput
+
+    if not re.fullmatch(r"[A-Za-z0-9_/+.@-]+", value) or ".." in value:
+        raise BadInput(f"{value!r}: unexpected characters")
+    return value

@@ -1,0 +1,46 @@
+"""HypriotOS before 1.7: `occidentalis.txt` (oldest) and `device-init.yaml` (1.0 to 1.6).
+
+Neither format knows users or SSH keys: those images keep their `pirate` user, and the key is
+installed later by `pifleet trust`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from pifleet.flash.bootconfig.settings import FirstBoot
+
+
+def occidentalis(boot: FirstBoot) -> dict[str, str]:
+    """`occidentalis.txt`: key=value lines."""
+    lines = [f"hostname={boot.hostname}"]
+    if boot.wifi:
+        lines += [f"wifi_ssid={boot.wifi.ssid}", f"wifi_password={boot.wifi.psk}"]
+    return {"occidentalis.txt": "\n".join(lines) + "\n"}
+
+
+def device_init(boot: FirstBoot) -> dict[str, str]:
+    """`device-init.yaml`: hostname and Wi-Fi for wlan0."""
+    config: dict[str, Any] = {"hostname": boot.hostname}
+    if boot.wifi:
+        config["wifi"] = {"interfaces": {"wlan0": {"ssid": boot.wifi.ssid,
+                                                   "password": boot.wifi.psk}}}
+    return {"device-init.yaml": yaml.safe_dump(config, sort_keys=False)}
+
+
+def ignored_settings(boot: FirstBoot) -> list[str]:
+    """Settings these formats cannot carry, to warn about."""
+    missing = []
+    if boot.password_hash:
+        missing.append("password")
+    if boot.ssh_keys:
+        missing.append("SSH key")
+    if boot.network:
+        missing.append("static address")
+    if boot.timezone or boot.locale or boot.keyboard:
+        missing.append("timezone/locale/keyboard")
+    if boot.user != "pirate":
+        missing.append(f"user {boot.user!r} (the image keeps 'pirate')")
+    return missing

@@ -1,0 +1,216 @@
+"""Image containers and compressions: recognised by their magic bytes, decompressed as a stream.
+
+The file name is only a hint for messages; what a file *is* comes from its first bytes, so a
+renamed or extension-less download still works and a corrupt one is named as such.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, BinaryIO
+
+from pifleet.errors import BadInput
+
+CHUNK = 4 * 1024 * 1024
+
+MAGICS: list[tuple[bytes, str]] = [
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x1f\x8b", "gz"),
+    (b"BZh", "bz2"),
+    (b"\x28\xb5\x2f\xfd", "zst"),
+    (b"PK\x03\x04", "zip"),
+]
+IMAGE_SUFFIXES = (".img", ".raw", ".bin", ".iso")
+
+
+def sniff(path: Path) -> str:
+    """The container of `path`: xz, gz, bz2, zst, zip or raw."""
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    for magic, kind in MAGICS:
+        if head.startswith(magic):
+            return kind
+    return "raw"
+
+
+@dataclass
+class ImageInfo:
+    """What is known about the raw image inside a file before decompressing it."""
+
+    kind: str
+    size: int | None  # raw image size in bytes, when the container records it
+    member: str | None = None  # the image's name inside a zip
+
+
+def inspect(path: Path) -> ImageInfo:
+    """Identify the container and, where cheap, the raw image size; BadInput if unusable."""
+    if not path.is_file():
+        raise BadInput(f"{path}: no such image file")
+    kind = sniff(path)
+    if kind == "raw":
+        return ImageInfo(kind, path.stat().st_size)
+    if kind == "zip":
+        member = _zip_member(path)
+        return ImageInfo(kind, member.file_size, member.filename)
+    if kind == "xz":
+        return ImageInfo(kind, _xz_size(path))
+    if kind == "zst":
+        return ImageInfo(kind, _zst_size(path))
+    return ImageInfo(kind, None)
+
+
+def _zip_member(path: Path) -> zipfile.ZipInfo:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            files = [m for m in archive.infolist() if not m.is_dir()]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BadInput(f"{path}: not a readable zip archive ({exc})") from exc
+    images = [m for m in files if m.filename.lower().endswith(IMAGE_SUFFIXES)]
+    if not images and len(files) == 1:
+        images = files
+    if len(images) != 1:
+        names = ", ".join(m.filename for m in images) or "none"
+        raise BadInput(f"{path}: a zip must hold exactly one disk image; it holds "
+                       f"{len(images)} ({names})")
+    member = images[0]
+    if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise BadInput(f"{path}: {member.filename} uses an unsupported zip compression "
+                       f"(method {member.compress_type})")
+    return member
+
+
+def _xz_size(path: Path) -> int | None:
+    """The uncompressed size from the xz index (read from the end, no decompression)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(-12, 2)
+            footer = handle.read(12)
+            if footer[10:12] != b"YZ":
+                raise BadInput(f"{path}: corrupt xz file (no stream footer)")
+            backward = (struct.unpack("<I", footer[4:8])[0] + 1) * 4
+            handle.seek(-12 - backward, 2)
+            index = handle.read(backward)
+    except OSError as exc:
+        raise BadInput(f"{path}: corrupt xz file ({exc})") from exc
+    if not index or index[0] != 0:
+        return None  # several concatenated streams: size found while writing
+    pos = 1
+    count, pos = _varint(index, pos)
+    total = 0
+    for _ in range(count):
+        _, pos = _varint(index, pos)
+        size, pos = _varint(index, pos)
+        total += size
+    return total
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _zst_size(path: Path) -> int | None:
+    import zstandard
+
+    with path.open("rb") as handle:
+        head = handle.read(18)
+    try:
+        params = zstandard.get_frame_parameters(head)
+    except zstandard.ZstdError as exc:
+        raise BadInput(f"{path}: corrupt zstd file ({exc})") from exc
+    size = params.content_size
+    return None if size in (0, zstandard.CONTENTSIZE_UNKNOWN) else int(size)
+
+
+class CorruptStream(Exception):
+    """The compressed data broke off or does not decode (found while writing)."""
+
+
+def chunks(path: Path, info: ImageInfo, size: int = CHUNK) -> Iterator[bytes]:
+    """The raw image, decompressed on the fly, as chunks of exactly `size` bytes (last shorter).
+
+    Raises CorruptStream when the data cannot be decoded or ends early.
+    """
+    if info.kind == "raw":
+        with path.open("rb") as handle:
+            yield from _exact(_read_all(handle, size), size)
+    elif info.kind == "zip":
+        yield from _exact(_zip_chunks(path, info, size), size)
+    else:
+        yield from _exact(_decode(path, info.kind, size), size)
+
+
+def _read_all(handle: BinaryIO, size: int) -> Iterator[bytes]:
+    while block := handle.read(size):
+        yield block
+
+
+def _zip_chunks(path: Path, info: ImageInfo, size: int) -> Iterator[bytes]:
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(info.member or "") as member:
+            while block := member.read(size):
+                yield block
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise CorruptStream(f"{path}: corrupt zip data ({exc})") from exc
+
+
+def _open_reader(path: Path, kind: str) -> IO[bytes]:
+    """A file object that yields decompressed bytes; reads are bounded by the size asked.
+
+    Bounded reads matter: an image that is mostly zeros compresses a thousandfold, and a
+    decoder fed one input block at a time could return gigabytes at once.
+    """
+    if kind == "xz":
+        return lzma.open(path, "rb")
+    if kind == "gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if kind == "bz2":
+        return bz2.open(path, "rb")
+    import zstandard
+
+    raw = path.open("rb")
+    return zstandard.ZstdDecompressor().stream_reader(
+        raw, read_across_frames=True, closefd=True)
+
+
+def _decode(path: Path, kind: str, size: int) -> Iterator[bytes]:
+    """Decode every concatenated stream (as `xz -d`, `gzip -d` do); fail on truncation."""
+    try:
+        with _open_reader(path, kind) as reader:
+            while block := reader.read(size):
+                yield block
+    except (lzma.LZMAError, OSError, zlib.error, EOFError, ValueError) as exc:
+        raise CorruptStream(f"{path}: corrupt {kind} data ({exc or type(exc).__name__})") from exc
+    except Exception as exc:
+        if type(exc).__name__ == "ZstdError":
+            raise CorruptStream(f"{path}: corrupt zst data ({exc})") from exc
+        raise
+
+
+def _exact(blocks: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """Re-cut a stream of blocks of any length into blocks of exactly `size` bytes."""
+    buffer = bytearray()
+    for block in blocks:
+        if not buffer and len(block) == size:
+            yield block
+            continue
+        buffer += block
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)
