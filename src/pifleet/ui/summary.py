@@ -12,11 +12,12 @@ def print_summary(console: Console, failures: list[Event], total: int, what: str
     """One line for the run, then one line per failed node: `NAME: phase/step: message`."""
     failed_nodes = {e.node for e in failures}
     if not failed_nodes:
-        console.print(Text(f"{what}: {total} node(s) done", style="green"), highlight=False)
+        console.print(Text(f"{what}: {total} node(s) done", style="green"), soft_wrap=True,
+                      highlight=False)
         return
     names = ", ".join(sorted(str(n or "local") for n in failed_nodes))
     console.print(Text(f"{what}: {len(failed_nodes)} of {total} node(s) failed: {names}",
-                       style="bold red"), highlight=False)
+                       style="bold red"), soft_wrap=True, highlight=False)
     seen: set[str | None] = set()
     for event in failures:
         if event.node in seen:

@@ -1,0 +1,44 @@
+"""Renderers: output lines stay whole; the summary names failed nodes and steps."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from pifleet.events import Emitter, Event, Status
+from pifleet.ui.live import LiveDisplay
+from pifleet.ui.logfiles import NodeLogs
+from pifleet.ui.summary import print_summary
+
+
+def narrow_console(stream: io.StringIO) -> Console:
+    return Console(file=stream, width=20, force_terminal=False, color_system=None)
+
+
+def test_output_lines_are_never_wrapped_or_cut() -> None:
+    stream = io.StringIO()
+    display = LiveDisplay(narrow_console(stream))
+    long = "word " * 40 + "[bold]not markup[/bold]"
+    display(Event("black-pearl", "run", "output", Status.OUTPUT, message=long))
+    assert stream.getvalue() == f"black-pearl: {long}\n"
+
+
+def test_summary_names_node_step_and_error() -> None:
+    stream = io.StringIO()
+    emit = Emitter()
+    emit.emit("fregate", "trust", "connect", Status.FAILED, message="authentication refused")
+    emit.emit("fregate", "trust", "later", Status.FAILED, message="second failure")
+    print_summary(narrow_console(stream), emit.failures, 3, "trust")
+    text = stream.getvalue()
+    assert "1 of 3 node(s) failed: fregate" in text.replace("\n", " ")
+    assert "fregate: trust/connect: authentication refused" in text
+    assert "second failure" not in text
+
+
+def test_node_logs_one_file_per_node(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    logs = NodeLogs("team1", root=tmp_path)
+    logs(Event("laperouse", "run", "command", Status.OK, duration=1.0, message="exit status 0"))
+    logs(Event(None, "trust", "fleet key", Status.OK))
+    assert "run/command ok 1.00s: exit status 0" in (tmp_path / "team1/laperouse.log").read_text()
+    assert (tmp_path / "team1/_local.log").exists()
