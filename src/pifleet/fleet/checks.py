@@ -128,7 +128,9 @@ def _networks(nodes: list[tuple[int, dict[str, Any]]],
         except ValueError:
             continue  # a DNS name: nothing to compare before it is resolved
     ips = [a for _, a in addresses]
-    loc = ("kubernetes", "pod_cidr")
+    # Point at the one the user wrote: a default has no line of its own.
+    loc = ("kubernetes", "pod_cidr" if "pod_cidr" in kubernetes or "service_cidr" not in kubernetes
+           else "service_cidr")
     if pod and service and pod.version == service.version and pod.overlaps(service):
         spare = _spare_network("pod_cidr", [service], ips)
         yield Finding(loc, f"the pod network {pod} overlaps the service network {service} "
