@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -179,9 +182,11 @@ def test_a_good_file_loads_with_its_defaults_and_path(tmp_path: Path) -> None:
 def test_unquoted_values_keep_what_was_written_where_text_is_expected() -> None:
     # YAML would read 1.30 as the number 1.3 and `no` as false.
     text = (GOOD.replace("name: lab", "name: no")
-            + "kubernetes:\n  version: 1.30\n  token_ttl: 0\nssh:\n  port: 2222\n")
+            + "kubernetes:\n  version: 1.30\n  token_ttl: 0\n"
+            + "ssh:\n  port: 2222\n  password: 0123\n  user: 2024-01-01\n")
     fleet = parse_fleet(text)
     assert fleet.name == "no"
+    assert fleet.ssh.password == "0123" and fleet.ssh.user == "2024-01-01"
     assert fleet.kubernetes.version == "1.30" and fleet.kubernetes.minor == "1.30"
     assert fleet.kubernetes.token_ttl == "0"
     assert fleet.ssh.port == 2222
@@ -217,3 +222,21 @@ def test_node_lookup_and_selection() -> None:
     assert len(fleet.select(None)) == 3
     with pytest.raises(BadInput, match="no node named 'astrolabe'"):
         fleet.node("astrolabe")
+
+
+def test_secrets_are_not_echoed_in_errors() -> None:
+    with pytest.raises(FleetFileError) as caught:
+        parse_fleet(GOOD + "ssh:\n  password: {hunter2: hunter2}\n")
+    assert "`ssh.password`" in str(caught.value) and "hunter2" not in str(caught.value)
+
+
+def test_a_bad_fleet_file_stops_a_command_with_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "fleet.yaml").write_text(GOOD.replace("name: black-pearl", "name: Black")
+                                         + "kubernetes: {version: latest}\n")
+    env = {k: v for k, v in os.environ.items() if k != "PIFLEET_FLEET"}
+    done = subprocess.run([sys.executable, "-m", "pifleet", "run", "--", "true"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("error: fleet.yaml:6:11: `nodes[1].name`")
+    assert lines[1].startswith("fleet.yaml:8:23: `kubernetes.version`")

@@ -95,10 +95,10 @@ class _Walker:
         if isinstance(node, yaml.SequenceNode):
             return [self.value(item, (*loc, i)) for i, item in enumerate(node.value)]
         value = self.loader.construct_object(node, deep=True)
-        # YAML reads `version: 1.30` as the float 1.3 and `name: no` as False: where the model
-        # wants text, a plain (unquoted) scalar keeps the characters that were written.
+        # YAML reads `version: 1.30` as the float 1.3, `name: no` as False and `password: 0123`
+        # as 83: where the model wants text, a plain (unquoted) scalar keeps what was written.
         plain = isinstance(node, yaml.ScalarNode) and node.style is None
-        if plain and isinstance(value, bool | int | float) and self.wants_text(loc):
+        if plain and value is not None and not isinstance(value, str) and self.wants_text(loc):
             return node.value
         return value
 
