@@ -1,5 +1,191 @@
-"""CLI commands: flash (being written)."""
+"""CLI commands: `flash` and `devices`. Parse, call the flash core, render."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import click
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
 
-COMMANDS: list[click.Command] = []
+from pifleet import flash as core
+from pifleet.cli.context import App, pass_app
+from pifleet.errors import BadInput
+
+
+class _Bar:
+    """A rich progress bar (bytes, rate, ETA) per stage; silent under --json or off a terminal."""
+
+    def __init__(self, app: App) -> None:
+        console = app.console
+        self.enabled = not app.json_output and console.is_terminal
+        self.progress = Progress(TextColumn("{task.description:<8}"), BarColumn(),
+                                 DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+                                 console=console, transient=False)
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, what: str, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        if what not in self.tasks:
+            if not self.tasks:
+                self.progress.start()
+            self.tasks[what] = self.progress.add_task(what, total=total)
+        self.progress.update(self.tasks[what], completed=done, total=total)
+
+    def close(self) -> None:
+        if self.tasks:
+            self.progress.stop()
+
+
+@click.command("flash")
+@click.argument("image")
+@click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--hostname", "hostnames", multiple=True,
+              help="Hostname of the card (repeat, one per TARGET).")
+@click.option("--node", "nodes", multiple=True,
+              help="Take hostname, user and key from this fleet node (repeat, one per TARGET).")
+@click.option("--user", help="Login user to create (default: pirate, or the fleet's user).")
+@click.option("--password", "ask_password", is_flag=True,
+              help="Ask for the user's password (never echoed; stored only as a hash).")
+@click.option("--ssh-key", "ssh_keys", multiple=True, type=click.Path(path_type=Path),
+              help="SSH public key file to authorize (repeatable).")
+@click.option("--wifi-ssid", help="Wi-Fi network name.")
+@click.option("--wifi-password", help="Wi-Fi passphrase (written only as the derived key).")
+@click.option("--wifi-country", default="", help="Two-letter Wi-Fi country, e.g. DE.")
+@click.option("--static-ip", help="Static eth0 address, ADDR/PREFIX.")
+@click.option("--gateway", help="Default gateway for --static-ip.")
+@click.option("--dns", multiple=True, help="DNS server for --static-ip (repeatable).")
+@click.option("--timezone", help="Time zone, e.g. Europe/Berlin.")
+@click.option("--locale", help="Locale, e.g. en_GB.UTF-8.")
+@click.option("--keyboard", help="Keyboard layout, e.g. de.")
+@click.option("--format", "fmt", default="auto", show_default=True,
+              type=click.Choice(["auto", "cloud-init", "firstrun", "occidentalis",
+                                 "device-init", "none"]),
+              help="First-boot format; auto decides from the boot partition's files.")
+@click.option("--sha256", help="SHA-256 of IMAGE as given; checked before writing anything.")
+@click.option("--image-sha256", help="SHA-256 of the raw image inside a compressed IMAGE; "
+              "checked while writing, before the partition table.")
+@click.option("--bmap", type=click.Path(path_type=Path),
+              help="Block map (bmap-tools format); default: IMAGE.bmap beside the image.")
+@click.option("--no-bmap", is_flag=True, help="Ignore a bmap file beside the image.")
+@click.option("--verify/--no-verify", default=True, show_default=True,
+              help="Read back what was written and compare.")
+@click.option("--unmount", is_flag=True, help="Unmount the target's filesystems first.")
+@click.option("--allow-non-removable", is_flag=True,
+              help="Allow a disk that is not removable (never the system disk).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def flash_command(app: App, image: str, targets: tuple[Path, ...], hostnames: tuple[str, ...],
+                  nodes: tuple[str, ...], user: str | None, ask_password: bool,
+                  ssh_keys: tuple[Path, ...], wifi_ssid: str | None, wifi_password: str | None,
+                  wifi_country: str, static_ip: str | None, gateway: str | None,
+                  dns: tuple[str, ...], timezone: str | None, locale: str | None,
+                  keyboard: str | None, fmt: str, sha256: str | None, image_sha256: str | None,
+                  bmap: Path | None, no_bmap: bool, verify: bool, unmount: bool,
+                  allow_non_removable: bool, yes: bool) -> int:
+    """Write IMAGE (file, URL or catalog name) and first-boot settings to each TARGET."""
+    common = _common(user, ask_password, ssh_keys, wifi_ssid, wifi_password, wifi_country,
+                     static_ip, gateway, dns, timezone, locale, keyboard)
+    fleet = app.fleet if nodes else None
+    fleet_key = None
+    if fleet is not None:
+        from pifleet.remote.keys import ensure_key
+
+        fleet_key = ensure_key(fleet).read_text().strip()
+    boots = core.for_targets(len(targets), common, list(hostnames), list(nodes), fleet,
+                             fleet_key)
+    request = core.Request(image=image, targets=list(targets), boots=boots, format=fmt,
+                           sha256=sha256, image_sha256=image_sha256, bmap=bmap,
+                           use_bmap=not no_bmap, verify=verify,
+                           policy=core.Policy(allow_non_removable, unmount))
+    emitter = app.emitter()
+    bar = _Bar(app)
+    try:
+        plan = core.plan(request, emitter, bar)
+        if not yes:
+            _confirm(app, plan)
+        results = core.execute(plan, emitter, bar)
+    finally:
+        bar.close()
+    if not app.json_output:
+        for result in results:
+            files = f": {', '.join(result.files)}" if result.files else ""
+            app.console.print(f"[green]ready[/green] {result.target}: {result.name} "
+                              f"({result.format}{files})")
+    return 0
+
+
+def _common(user: str | None, ask_password: bool, ssh_keys: tuple[Path, ...],
+            wifi_ssid: str | None, wifi_password: str | None, wifi_country: str,
+            static_ip: str | None, gateway: str | None, dns: tuple[str, ...],
+            timezone: str | None, locale: str | None, keyboard: str | None) -> core.Common:
+    wifi = None
+    if wifi_ssid or wifi_password:
+        if not (wifi_ssid and wifi_password and wifi_country):
+            raise BadInput("Wi-Fi needs --wifi-ssid, --wifi-password and --wifi-country")
+        wifi = core.make_wifi(wifi_ssid, wifi_password, wifi_country)
+    if (gateway or dns) and not static_ip:
+        raise BadInput("--gateway and --dns go with --static-ip")
+    network = core.make_network(static_ip, gateway, list(dns)) if static_ip else None
+    password_hash = None
+    if ask_password:
+        password = click.prompt("Password for the card's user", hide_input=True,
+                                confirmation_prompt=True, err=True)
+        password_hash = core.hash_password(password)
+    return core.Common(user=user, password_hash=password_hash, ssh_key_files=list(ssh_keys),
+                       wifi=wifi, network=network, timezone=timezone, locale=locale,
+                       keyboard=keyboard)
+
+
+def _confirm(app: App, plan: core.Plan) -> None:
+    devices = [t for t in plan.targets if t.is_device]
+    if not devices:
+        return
+    console = app.console
+    console.print("[bold]Everything on these disks will be erased:[/bold]")
+    for target in devices:
+        console.print(f"  {target.describe()}")
+    if not click.confirm("Write the image?", default=False, err=True):
+        raise BadInput("not confirmed; nothing was written")
+
+
+@click.command("devices")
+@click.option("--all", "show_all", is_flag=True, help="Also list disks that are not safe "
+              "targets, with the reason.")
+@pass_app
+def devices_command(app: App, show_all: bool) -> int:
+    """List removable disks that are safe flash targets."""
+    disks = [d for d in core.list_disks() if show_all or d.safe]
+    if app.json_output:
+        for disk in disks:
+            click.echo(json.dumps({"path": disk.path, "size": disk.size, "model": disk.model,
+                                   "transport": disk.transport, "removable": disk.removable,
+                                   "read_only": disk.read_only, "system": disk.system,
+                                   "mountpoints": disk.mountpoints, "safe": disk.safe}))
+        return 0
+    if not disks:
+        app.console.print("No removable disk found. Insert a card (or use --all).")
+        return 0
+    table = Table(box=None)
+    for column in ("device", "size", "model", "transport", "mounted", "note"):
+        table.add_column(column)
+    for disk in disks:
+        note = ("system disk" if disk.system else "read-only" if disk.read_only
+                else "not removable" if not disk.removable else "")
+        table.add_row(disk.path, core.human_size(disk.size), disk.model or "-",
+                      disk.transport or disk.kind, ", ".join(disk.mountpoints) or "-", note)
+    app.console.print(table)
+    return 0
+
+
+COMMANDS: list[click.Command] = [flash_command, devices_command]

@@ -1,0 +1,218 @@
+"""`pifleet flash` as a library call: check everything, then write, verify, configure, finish.
+
+Two stages so the CLI can ask for confirmation in between: `plan` only reads and checks (any
+problem is BadInput: nothing was changed), `execute` writes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pifleet.errors import BadInput, Failed
+from pifleet.events import Emitter, Status
+from pifleet.flash import bmap as bmaps
+from pifleet.flash import bootconfig, compress, mbr, sources, writer
+from pifleet.flash import targets as checks
+from pifleet.flash.bootconfig import FirstBoot
+from pifleet.flash.fat import FatVolume
+
+PHASE = "flash"
+Progress = Callable[[str, int, int | None], None]  # (what, done, total)
+
+
+@dataclass
+class Request:
+    """What to flash where. `boots[i]` configures `targets[i]` (None: leave the image as is)."""
+
+    image: str
+    targets: list[Path]
+    boots: list[FirstBoot | None]
+    format: str = "auto"
+    sha256: str | None = None
+    image_sha256: str | None = None
+    bmap: Path | None = None
+    use_bmap: bool = True
+    verify: bool = True
+    policy: checks.Policy = field(default_factory=checks.Policy)
+    cache: Path | None = None
+
+
+@dataclass
+class Plan:
+    """A checked request, ready to write."""
+
+    request: Request
+    source: sources.Source
+    block_map: bmaps.BlockMap | None
+    targets: list[checks.Target]
+    detected: bootconfig.Detection | None = None
+
+    @property
+    def image_size(self) -> int | None:
+        """The raw image size, when the container or the bmap says it."""
+        if self.block_map:
+            return self.block_map.image_size
+        return self.source.info.size
+
+
+@dataclass
+class CardResult:
+    """How one card turned out."""
+
+    target: Path
+    name: str
+    format: str = "none"
+    files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _name(path: Path, boot: FirstBoot | None) -> str:
+    return boot.hostname if boot else str(path)
+
+
+def plan(request: Request, emitter: Emitter, progress: Progress | None = None) -> Plan:
+    """Resolve the image and check every target. Changes nothing; BadInput on any problem."""
+    if request.format not in bootconfig.FORMATS:
+        raise BadInput(f"--format {request.format}: use one of {', '.join(bootconfig.FORMATS)}")
+    if not request.targets:
+        raise BadInput("give at least one TARGET")
+    if len(request.boots) != len(request.targets):
+        raise BadInput(f"{len(request.targets)} targets but {len(request.boots)} hostnames")
+    if len({t.resolve() for t in request.targets}) != len(request.targets):
+        raise BadInput("the same TARGET is given twice")
+    image_sha256 = sources.check_hex(request.image_sha256, "--image-sha256")
+    request.image_sha256 = image_sha256
+    with emitter.step(None, PHASE, "source") as step:
+        source = sources.resolve(
+            request.image, request.sha256, cache=request.cache,
+            progress=(lambda d, t: progress("source", d, t)) if progress else None)
+        step.message = f"{source.path.name} ({source.info.kind})"
+    block_map = None
+    bmap_path = request.bmap or (bmaps.beside(source.path) if request.use_bmap else None)
+    if bmap_path is not None:
+        block_map = bmaps.load(bmap_path)
+        if source.info.size is not None and source.info.size != block_map.image_size:
+            raise BadInput(f"{bmap_path}: bmap is for an image of {block_map.image_size} "
+                           f"bytes, but {source.path.name} holds {source.info.size}")
+    checked = Plan(request, source, block_map, [])
+    with emitter.step(None, PHASE, "check-targets") as step:
+        checked.targets = [checks.check(t, checked.image_size, request.policy)
+                           for t in request.targets]
+        step.message = "; ".join(t.describe() for t in checked.targets)
+    if source.info.kind == "raw" and any(request.boots) and request.format != "none":
+        checked.detected = _detect_in_image(source.path, request.format)
+    return checked
+
+
+def _detect_in_image(path: Path, fmt: str) -> bootconfig.Detection | None:
+    """For an uncompressed image, decide the format before writing, so a failure is BadInput."""
+    with path.open("rb") as handle:
+        part = mbr.boot_partition(handle.read(mbr.SECTOR))
+    if part is None:
+        raise BadInput(f"{path}: no FAT boot partition in the image's partition table; "
+                       f"first-boot settings cannot be written (use --format none)")
+    found = bootconfig.detect(FatVolume(path, part.start))
+    if fmt == "auto" and found.format is None:
+        raise BadInput(f"{path}: cannot tell which first-boot format this image reads "
+                       f"({found.reason}); choose one with --format")
+    return found
+
+
+def execute(checked: Plan, emitter: Emitter, progress: Progress | None = None
+            ) -> list[CardResult]:
+    """Write the image to every target, verify, write first-boot files, then the partition table.
+
+    Any fault before the partition table is written raises Failed saying the card is incomplete.
+    """
+    request = checked.request
+    results = [CardResult(t.path, _name(t.path, b)) for t, b in zip(checked.targets,
+                                                                    request.boots, strict=True)]
+    fds = [checks.open_target(t) for t in checked.targets]
+    try:
+        sinks = [writer.Sink(fd, t.path, t.is_device, sparse=not t.is_device)
+                 for fd, t in zip(fds, checked.targets, strict=True)]
+        try:
+            written = _write(checked, sinks, emitter, results, progress)
+            for sink, result, boot in zip(sinks, results, request.boots, strict=True):
+                _complete(checked, sink, written, boot, result, emitter, progress)
+        except KeyboardInterrupt:
+            raise Failed("interrupted: the card is incomplete (no partition table was "
+                         "written); flash it again") from None
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return results
+
+
+def _write(checked: Plan, sinks: list[writer.Sink], emitter: Emitter,
+           results: list[CardResult], progress: Progress | None) -> writer.Written:
+    request = checked.request
+    names = ", ".join(r.name for r in results)
+    began = time.monotonic()
+    with emitter.step(None, PHASE, "write") as step:
+        writer.prepare(sinks)
+        try:
+            written = writer.write_body(
+                compress.chunks(checked.source.path, checked.source.info), sinks,
+                expected_size=checked.image_size, block_map=checked.block_map,
+                raw_sha256=request.image_sha256, want_digest=request.verify,
+                progress=(lambda d, t: progress("write", d, t)) if progress else None)
+        except writer.Incomplete as exc:
+            raise Failed(f"{names}: {exc}. The card is incomplete: its partition table was "
+                         f"not written, so it will not boot; flash it again") from exc
+        seconds = time.monotonic() - began
+        rate = written.size / seconds / 1e6 if seconds else 0
+        mode = "bmap" if checked.block_map else "stream"
+        step.changed = True
+        step.message = f"{written.size} bytes to {names} ({mode}, {rate:.0f} MB/s)"
+    return written
+
+
+def _complete(checked: Plan, sink: writer.Sink, written: writer.Written,
+              boot: FirstBoot | None, result: CardResult, emitter: Emitter,
+              progress: Progress | None) -> None:
+    request = checked.request
+    incomplete = (f"{result.name}: the card is incomplete (no partition table was written); "
+                  f"flash it again")
+    if request.verify:
+        with emitter.step(result.name, PHASE, "verify") as step:
+            try:
+                writer.verify(sink, written, (lambda d, t: progress("verify", d, t))
+                              if progress else None)
+            except writer.Incomplete as exc:
+                raise Failed(f"{exc}. {incomplete}") from exc
+            step.message = f"read back {sum(e - s for s, e in written.ranges)} bytes: equal"
+    if boot is not None and request.format != "none":
+        with emitter.step(result.name, PHASE, "configure") as step:
+            try:
+                _configure(sink, written, boot, request.format, result, emitter)
+            except Failed as exc:
+                raise Failed(f"{exc}. {incomplete}") from exc
+            step.changed = True
+            step.message = f"{result.format}: {', '.join(result.files)}"
+    with emitter.step(result.name, PHASE, "partition-table") as step:
+        writer.finish(sink, written.head)
+        step.changed = True
+        step.message = f"{sink.path} is ready"
+
+
+def _configure(sink: writer.Sink, written: writer.Written, boot: FirstBoot, fmt: str,
+               result: CardResult, emitter: Emitter) -> None:
+    part = mbr.boot_partition(written.head[: mbr.SECTOR])
+    if part is None:
+        raise Failed("the image has no FAT boot partition for first-boot settings")
+    if part.start < writer.HEAD:
+        raise Failed("the boot partition starts inside the first MiB; not supported")
+    os.fsync(sink.fd)
+    done = bootconfig.apply(FatVolume(sink.path, part.start), boot, fmt)
+    result.format, result.files, result.warnings = done.format, done.files, done.warnings
+    chosen = "chosen" if fmt == "auto" else "forced"
+    emitter.emit(result.name, PHASE, "format", Status.INFO,
+                 message=f"{done.format} ({chosen}; {done.reason})")
+    for warning in done.warnings:
+        emitter.emit(result.name, PHASE, "format", Status.INFO,
+                     message=f"warning: {warning}")

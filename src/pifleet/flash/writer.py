@@ -1,0 +1,306 @@
+"""The card writer: one decompression stream into one or more targets.
+
+facts.md section 6: stream decompression straight into the write (no temporary file), large
+aligned writes, fsync in steps, the first MiB (partition table) held back and written last, and
+verify by reading back. Decompression and hashing run in a second thread so they overlap the
+writes (lzma, zlib, hashlib and os.pwrite all release the GIL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pifleet.errors import Failed
+from pifleet.flash.bmap import BlockMap
+
+HEAD = 1024 * 1024
+SYNC_STEP = 256 * 1024 * 1024
+ZEROS = bytes(4 * 1024 * 1024)
+QUEUE_DEPTH = 4
+
+Progress = Callable[[int, int | None], None]
+
+
+class Incomplete(Failed):
+    """Writing stopped before the partition table was written: the card is not usable."""
+
+
+@dataclass
+class Sink:
+    """An opened target. `sparse`: a fresh regular file, where zero blocks may be skipped."""
+
+    fd: int
+    path: Path
+    is_device: bool
+    sparse: bool = False
+    since_sync: int = 0
+
+
+@dataclass
+class Written:
+    """What the body pass wrote: the held-back head, the image size, the ranges and digest."""
+
+    head: bytes
+    size: int
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+    digest: str = ""
+    raw_sha256: str = ""
+
+
+@dataclass
+class _Chunk:
+    offset: int
+    data: bytes
+
+
+class _Producer(threading.Thread):
+    """Decompresses and hashes ahead of the writer, a few chunks deep."""
+
+    def __init__(self, chunks: Iterator[bytes], want_raw_hash: bool) -> None:
+        super().__init__(daemon=True, name="pifleet-decompress")
+        self.chunks = chunks
+        self.queue: queue.Queue[_Chunk | BaseException | None] = queue.Queue(QUEUE_DEPTH)
+        self.stop = threading.Event()
+        self.raw = hashlib.sha256() if want_raw_hash else None
+
+    def run(self) -> None:
+        offset = 0
+        try:
+            for data in self.chunks:
+                if self.raw is not None:
+                    self.raw.update(data)
+                if not self._put(_Chunk(offset, data)):
+                    return
+                offset += len(data)
+            self._put(None)
+        except BaseException as exc:  # handed to the writer thread, which decides
+            self._put(exc)
+
+    def _put(self, item: _Chunk | BaseException | None) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+def prepare(sinks: list[Sink]) -> None:
+    """Make every target look blank until the end: truncate files, zero a device's first MiB.
+
+    An old partition table left on a card would make a half-written card look complete.
+    """
+    for sink in sinks:
+        if sink.is_device:
+            os.pwrite(sink.fd, bytes(HEAD), 0)
+            os.fsync(sink.fd)
+        else:
+            os.ftruncate(sink.fd, 0)
+
+
+def _pieces(chunk: _Chunk, ranges: list[tuple[int, int, str]], start: int
+            ) -> Iterator[tuple[int, bytes, int]]:
+    """Parts of `chunk` inside mapped ranges, as (offset, bytes, range index)."""
+    end = chunk.offset + len(chunk.data)
+    index = start
+    while index < len(ranges) and ranges[index][0] < end:
+        lo = max(ranges[index][0], chunk.offset)
+        hi = min(ranges[index][1], end)
+        if lo < hi:
+            yield lo, chunk.data[lo - chunk.offset: hi - chunk.offset], index
+        if ranges[index][1] > end:
+            break
+        index += 1
+
+
+def write_body(chunks: Iterator[bytes], sinks: list[Sink], *, expected_size: int | None,
+               block_map: BlockMap | None = None, raw_sha256: str | None = None,
+               progress: Progress | None = None, want_digest: bool = True) -> Written:
+    """Write everything but the head. Raises Incomplete on any fault found while writing."""
+    producer = _Producer(chunks, want_raw_hash=raw_sha256 is not None)
+    producer.start()
+    pool = ThreadPoolExecutor(len(sinks)) if len(sinks) > 1 else None
+    digest = hashlib.sha256()
+    head = b""
+    size = 0
+    mapped = block_map.byte_ranges() if block_map else None
+    range_hashes: dict[int, hashlib._Hash] = {}
+    cursor = 0
+    written_ranges: list[tuple[int, int]] = []
+    try:
+        while True:
+            item = producer.queue.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise Incomplete(f"reading the image failed: {item}") from item
+            size = item.offset + len(item.data)
+            if expected_size is not None and size > expected_size:
+                raise Incomplete(f"the image is larger than its container or bmap says "
+                                 f"({expected_size} bytes)")
+            chunk: _Chunk | None = item
+            if item.offset < HEAD:
+                keep = HEAD - item.offset
+                head += item.data[:keep]
+                chunk = _Chunk(HEAD, item.data[keep:]) if len(item.data) > keep else None
+            if chunk is not None:
+                if mapped is None:
+                    _write(pool, sinks, chunk.offset, chunk.data, skip_zero=True)
+                    if want_digest:
+                        digest.update(chunk.data)
+                    _extend(written_ranges, chunk.offset, size)
+                else:
+                    cursor = _write_mapped(pool, sinks, chunk, mapped, cursor, range_hashes,
+                                           block_map, digest, written_ranges, head)
+            if progress:
+                progress(size, expected_size)
+        if mapped is not None:
+            # Ranges inside the head are checked here: the head is written last.
+            _check_head_ranges(head, mapped, block_map)
+        if expected_size is not None and size != expected_size:
+            raise Incomplete(f"the image ended early: {size} of {expected_size} bytes")
+        raw = producer.raw.hexdigest() if producer.raw is not None else ""
+        if raw_sha256 and raw != raw_sha256.lower():
+            raise Incomplete(f"the raw image's SHA-256 is {raw}, expected {raw_sha256}")
+        for sink in sinks:
+            if not sink.is_device:
+                os.ftruncate(sink.fd, size)
+            os.fsync(sink.fd)
+    except KeyboardInterrupt:
+        raise Incomplete("interrupted") from None
+    except OSError as exc:
+        raise Incomplete(f"write failed: {exc.strerror or exc}") from exc
+    finally:
+        producer.stop.set()
+        if pool:
+            pool.shutdown(wait=True)
+    return Written(head, size, written_ranges, digest.hexdigest(), raw)
+
+
+def _extend(ranges: list[tuple[int, int]], start: int, end: int) -> None:
+    if ranges and ranges[-1][1] == start:
+        ranges[-1] = (ranges[-1][0], end)
+    else:
+        ranges.append((start, end))
+
+
+def _write_mapped(pool: ThreadPoolExecutor | None, sinks: list[Sink], chunk: _Chunk,
+                  mapped: list[tuple[int, int, str]], cursor: int,
+                  range_hashes: dict[int, hashlib._Hash], block_map: BlockMap | None,
+                  digest: hashlib._Hash, written: list[tuple[int, int]], head: bytes) -> int:
+    """Write the mapped parts of one chunk, checking each range's checksum as it completes."""
+    assert block_map is not None
+    end = chunk.offset + len(chunk.data)
+    for offset, data, index in _pieces(chunk, mapped, cursor):
+        if block_map.algorithm and mapped[index][2]:
+            if index not in range_hashes:
+                # A range that starts inside the held-back head: its first part is there.
+                start = mapped[index][0]
+                seed = head[start:HEAD] if start < HEAD else b""
+                range_hashes[index] = hashlib.new(block_map.algorithm, seed)
+            range_hashes[index].update(data)
+        _write(pool, sinks, offset, data, skip_zero=False)
+        digest.update(data)
+        _extend(written, offset, offset + len(data))
+    while cursor < len(mapped) and mapped[cursor][1] <= end:
+        _check_range(cursor, mapped, range_hashes)
+        cursor += 1
+    return cursor
+
+
+def _check_range(index: int, mapped: list[tuple[int, int, str]],
+                 hashes: dict[int, hashlib._Hash]) -> None:
+    start, end, expected = mapped[index]
+    if end <= HEAD or not expected:
+        return
+    got = hashes.pop(index).hexdigest() if index in hashes else ""
+    if got != expected.lower():
+        raise Incomplete(f"bmap checksum mismatch in bytes {start}-{end}: the image does not "
+                         f"match its bmap")
+
+
+def _check_head_ranges(head: bytes, mapped: list[tuple[int, int, str]],
+                       block_map: BlockMap | None) -> None:
+    assert block_map is not None
+    for start, end, expected in mapped:
+        if end > HEAD or not expected or not block_map.algorithm:
+            continue
+        whole = hashlib.new(block_map.algorithm, head[start:end]).hexdigest()
+        if whole != expected.lower():
+            raise Incomplete(f"bmap checksum mismatch in bytes {start}-{end}")
+
+
+def _write(pool: ThreadPoolExecutor | None, sinks: list[Sink], offset: int, data: bytes,
+           skip_zero: bool) -> None:
+    def one(sink: Sink) -> None:
+        if skip_zero and sink.sparse and data == ZEROS[: len(data)]:
+            return
+        _pwrite_all(sink.fd, data, offset)
+        sink.since_sync += len(data)
+        if sink.since_sync >= SYNC_STEP:
+            # Steady flushing: otherwise gigabytes pile up in the page cache and the final
+            # fsync stalls for minutes with no progress to show.
+            os.fdatasync(sink.fd)
+            sink.since_sync = 0
+
+    if pool is None:
+        one(sinks[0])
+    else:
+        for future in [pool.submit(one, s) for s in sinks]:
+            future.result()
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        done = os.pwrite(fd, view, offset)
+        if done <= 0:
+            raise OSError(28, "no space left on the target")
+        view = view[done:]
+        offset += done
+
+
+def verify(sink: Sink, written: Written, progress: Progress | None = None) -> None:
+    """Read back what was written (past the cache) and compare digests; Incomplete if not equal."""
+    os.fsync(sink.fd)
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(sink.fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    digest = hashlib.sha256()
+    done = 0
+    total = sum(end - start for start, end in written.ranges)
+    for start, end in written.ranges:
+        offset = start
+        while offset < end:
+            block = os.pread(sink.fd, min(4 * 1024 * 1024, end - offset), offset)
+            if not block:
+                raise Incomplete(f"{sink.path}: read back ended at byte {offset}")
+            digest.update(block)
+            offset += len(block)
+            done += len(block)
+            if progress:
+                progress(done, total)
+    if digest.hexdigest() != written.digest:
+        raise Incomplete(f"{sink.path}: what was read back differs from the image "
+                         f"(bad card or reader?)")
+
+
+def finish(sink: Sink, head: bytes) -> None:
+    """Write the held-back head (partition table) last, flush, and check it reads back."""
+    try:
+        _pwrite_all(sink.fd, head, 0)
+        os.fsync(sink.fd)
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(sink.fd, 0, len(head), os.POSIX_FADV_DONTNEED)
+        back = os.pread(sink.fd, len(head), 0)
+    except OSError as exc:
+        raise Failed(f"{sink.path}: writing the partition table failed: {exc.strerror}") from exc
+    if back != head:
+        raise Failed(f"{sink.path}: the partition table did not read back as written")
