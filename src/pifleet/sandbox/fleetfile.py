@@ -1,0 +1,58 @@
+"""The fleet file `sandbox up` writes: the sandbox's nodes, ready for `pifleet trust`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pifleet.fleet.model import Fleet
+from pifleet.sandbox.fsutil import write_file
+from pifleet.sandbox.state import Sandbox
+
+# The sandbox's Kubernetes stand-in repository is served from DIR/packages, laid out like
+# pkgs.k8s.io (one repository per minor), so only the host part of the URLs differs.
+REPOSITORY_PATH = "core:/stable:/v{minor}/deb/"
+KEY_PATH = "core:/stable:/v{minor}/deb/Release.key"
+
+HEADER = """\
+# Fleet of virtual Raspberry Pis made by `pifleet sandbox up` in this folder.
+# `pifleet sandbox down --dir {directory}` removes them and this file.
+"""
+
+
+def is_ours(path: Path) -> bool:
+    """True if `path` is a fleet file written by `sandbox up` (so it may be replaced)."""
+    try:
+        return path.read_text().startswith(HEADER.splitlines()[0])
+    except OSError:
+        return False
+
+
+def fleet_data(sandbox: Sandbox, mirror: str | None) -> dict[str, Any]:
+    """The fleet file's content as plain data."""
+    return {
+        "name": f"sandbox-{sandbox.ident}",
+        "nodes": [{"name": n.name, "address": n.address, "role": n.role}
+                  for n in sandbox.nodes],
+        "ssh": {"user": sandbox.ssh_user, "password": sandbox.ssh_password},
+        "kubernetes": {
+            "package_repository": f"{sandbox.packages_url}/{REPOSITORY_PATH}",
+            "package_key_url": f"{sandbox.packages_url}/{KEY_PATH}",
+        },
+        "apt": {"mirror": mirror, "proxy": sandbox.apt_proxy_url},
+    }
+
+
+def render(sandbox: Sandbox, mirror: str | None) -> str:
+    """The fleet file text, checked against the fleet model first."""
+    data = fleet_data(sandbox, mirror)
+    Fleet.model_validate(data)  # never hand out a file pifleet itself would reject
+    return HEADER.format(directory=sandbox.directory) + yaml.safe_dump(
+        data, sort_keys=False, default_flow_style=False)
+
+
+def write(sandbox: Sandbox, mirror: str | None) -> None:
+    """Write DIR/fleet.yaml."""
+    write_file(sandbox.fleet_path, render(sandbox, mirror), 0o644)

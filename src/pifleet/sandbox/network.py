@@ -1,0 +1,172 @@
+"""The sandbox's network on the host: a bridge, one namespace + veth pair per node, and
+FORWARD rules that keep every sandbox packet on this machine.
+
+Nodes get a default route via the bridge (kubeadm and real Pis expect one), but the host drops
+whatever would be forwarded from the bridge to any other interface (and back), so the only
+places a node can reach are its sandbox neighbours and the host's own bridge address.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+from pifleet.sandbox.addresses import Plan
+from pifleet.sandbox.commands import run, succeeds
+from pifleet.sandbox.naming import BRIDGE_PREFIX, Names
+
+NETNS_DIR = Path("/run/netns")
+
+
+def links() -> list[dict[str, object]]:
+    """Every link on the host (`ip -j link`)."""
+    return list(json.loads(run(["ip", "-j", "link", "show"]).stdout or "[]"))
+
+
+def link_names() -> set[str]:
+    """The names of every link on the host."""
+    return {str(link["ifname"]) for link in links()}
+
+
+def netns_names() -> list[str]:
+    """Every named network namespace (`ip netns list`)."""
+    out = run(["ip", "netns", "list"]).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def routed_networks() -> list[str]:
+    """Destinations of the host's IPv4 routes (to keep a new sandbox clear of them)."""
+    routes = json.loads(run(["ip", "-j", "-4", "route", "show", "table", "all"]).stdout or "[]")
+    return [str(r["dst"]) for r in routes if r.get("dst") not in (None, "default")
+            and "/" in str(r.get("dst")) and not str(r["dst"]).startswith("127.")]
+
+
+def sandbox_bridges() -> list[str]:
+    """Bridges on the host named like a sandbox's."""
+    return sorted(n for n in link_names() if n.startswith(BRIDGE_PREFIX))
+
+
+def ensure_bridge(names: Names, plan: Plan) -> bool:
+    """Create the bridge with the host's address on it, IPv6 off. True if it changed."""
+    changed = False
+    if names.bridge not in link_names():
+        run(["ip", "link", "add", names.bridge, "type", "bridge"])
+        changed = True
+    # No IPv6 on the bridge: the host then neither answers nor routes nodes' IPv6.
+    Path(f"/proc/sys/net/ipv6/conf/{names.bridge}/disable_ipv6").write_text("1\n")
+    address = f"{plan.bridge}/{plan.network.prefixlen}"
+    current = run(["ip", "-o", "-4", "addr", "show", "dev", names.bridge]).stdout
+    if f" {address} " not in current:
+        run(["ip", "addr", "replace", address, "dev", names.bridge])
+        changed = True
+    run(["ip", "link", "set", names.bridge, "up"])
+    return changed
+
+
+def remove_bridge(names: Names) -> bool:
+    """Delete the bridge if present. True if it was there."""
+    if names.bridge in link_names():
+        run(["ip", "link", "del", names.bridge])
+        return True
+    return False
+
+
+def node_netns_ready(names: Names, index: int) -> bool:
+    """True when node `index`'s namespace exists with its eth0."""
+    netns = names.netns(index)
+    return (NETNS_DIR / netns).exists() and succeeds(
+        ["ip", "-n", netns, "link", "show", "eth0"])
+
+
+def ensure_node_network(names: Names, plan: Plan, index: int) -> bool:
+    """Namespace, veth pair into the bridge, eth0 with the node's address and default route.
+
+    Rebuilds from scratch if a previous attempt left only some of it. True if it changed.
+    """
+    netns = names.netns(index)
+    host_end, peer = names.veth_host(index), names.veth_peer(index)
+    if node_netns_ready(names, index) and host_end in link_names():
+        return False
+    remove_node_network(names, index)
+    run(["ip", "netns", "add", netns])
+    run(["ip", "link", "add", host_end, "type", "veth", "peer", "name", peer])
+    run(["ip", "link", "set", host_end, "master", names.bridge, "up"])
+    run(["ip", "link", "set", peer, "netns", netns])
+    inside = ["ip", "-n", netns]
+    run([*inside, "link", "set", peer, "name", "eth0", "address", plan.mac(index)])
+    run([*inside, "addr", "add", f"{plan.node(index)}/{plan.network.prefixlen}", "dev", "eth0"])
+    run([*inside, "link", "set", "lo", "up"])
+    run([*inside, "link", "set", "eth0", "up"])
+    run([*inside, "route", "add", "default", "via", str(plan.bridge)])
+    return True
+
+
+def netns_pids(netns: str) -> list[int]:
+    """Processes living in a named network namespace (a node's, after its nspawn died)."""
+    if not (NETNS_DIR / netns).exists():
+        return []
+    out = run(["ip", "netns", "pids", netns], check=False).stdout
+    return [int(p) for p in out.split() if p.isdigit()]
+
+
+def remove_node_network(names: Names, index: int) -> bool:
+    """Delete node `index`'s namespace and veth (whatever of them exists). True if any did."""
+    changed = False
+    netns = names.netns(index)
+    present = link_names()
+    for link in (names.veth_host(index), names.veth_peer(index)):
+        if link in present:
+            run(["ip", "link", "del", link], check=False)
+            changed = True
+    if netns in netns_names() or (NETNS_DIR / netns).exists():
+        run(["ip", "netns", "del", netns])
+        changed = True
+    return changed
+
+
+def stray_links(names: Names) -> list[str]:
+    """Veth ends of this sandbox still on the host."""
+    return sorted(n for n in link_names()
+                  if n.startswith(names.veth_prefix) or n.startswith(f"pfv{names.ident}p"))
+
+
+def stray_netns(names: Names) -> list[str]:
+    """Network namespaces of this sandbox (by name prefix)."""
+    return sorted(n for n in netns_names() if n.startswith(names.netns_prefix))
+
+
+def forward_rules(names: Names) -> list[list[str]]:
+    """The FORWARD rules (as `iptables` arguments after `-I FORWARD 1`) of one sandbox."""
+    tag = ["-m", "comment", "--comment", names.rule_tag, "-j", "DROP"]
+    return [["-i", names.bridge, "!", "-o", names.bridge, *tag],
+            ["-o", names.bridge, "!", "-i", names.bridge, *tag]]
+
+
+def tagged_rules(rules_listing: str, tag: str) -> list[list[str]]:
+    """The `-A FORWARD ...` lines of `iptables -S FORWARD` carrying `tag`, as argument lists."""
+    found = []
+    for line in rules_listing.splitlines():
+        words = shlex.split(line)
+        if words[:2] == ["-A", "FORWARD"] and tag in words:
+            found.append(words[2:])
+    return found
+
+
+def ensure_forward_rules(names: Names) -> bool:
+    """Insert the sandbox's DROP rules at the top of FORWARD unless present. True if added."""
+    present = tagged_rules(run(["iptables", "-w", "-S", "FORWARD"]).stdout, names.rule_tag)
+    if len(present) == len(forward_rules(names)):
+        return False
+    remove_forward_rules(names)
+    for rule in forward_rules(names):
+        run(["iptables", "-w", "-I", "FORWARD", "1", *rule])
+    return True
+
+
+def remove_forward_rules(names: Names) -> int:
+    """Delete every FORWARD rule tagged for this sandbox. Returns how many."""
+    present = tagged_rules(run(["iptables", "-w", "-S", "FORWARD"]).stdout, names.rule_tag)
+    for rule in present:
+        run(["iptables", "-w", "-D", "FORWARD", *rule])
+    return len(present)
