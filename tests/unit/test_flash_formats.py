@@ -74,5 +74,5 @@ def test_bmap_inconsistencies_are_bad_input(old: str, new: str) -> None:
 def test_unreadable_bmap_names_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "x.bmap"
     path.write_text("<bmap")
-    with pytest.raises(BadInput, match="x.bmap"):
+    with pytest.raises(BadInput, match=r"x\.bmap"):
         bmap.load(path)

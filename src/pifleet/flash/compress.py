@@ -150,6 +150,15 @@ def chunks(path: Path, info: ImageInfo, size: int = CHUNK) -> Iterator[bytes]:
             yield from _exact(_read_all(handle, size), size)
     elif info.kind == "zip":
         yield from _exact(_zip_chunks(path, info, size), size)
+    elif info.kind == "zst":
+        # The zstandard reader stops quietly at a truncated frame; the frame header's content
+        # size (written by the zstd tool for files) is what tells a short stream apart.
+        total = 0
+        for block in _exact(_decode(path, info.kind, size), size):
+            total += len(block)
+            yield block
+        if info.size is not None and total != info.size:
+            raise CorruptStream(f"{path}: zst data ends early: {total} of {info.size} bytes")
     else:
         yield from _exact(_decode(path, info.kind, size), size)
 
