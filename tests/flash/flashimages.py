@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 MIB = 1024 * 1024
 
@@ -119,11 +120,19 @@ def build(path: Path, layout: Layout, seed: int = 1) -> Path:
         _run("mkfs.ext4", "-q", "-F", "-L", "rootfs", "-d", str(rootdir), str(root),
              f"{layout.root_size}M")
         with path.open("r+b") as out:
-            out.seek(boot_offset)
-            out.write(fat.read_bytes())
-            out.seek((layout.boot_start + layout.boot_size) * MIB)
-            out.write(root.read_bytes())
+            _copy_sparse(fat.read_bytes(), out, boot_offset)
+            _copy_sparse(root.read_bytes(), out, (layout.boot_start + layout.boot_size) * MIB)
     return path
+
+
+def _copy_sparse(data: bytes, out: BinaryIO, offset: int, block: int = 4096) -> None:
+    """Copy leaving zero blocks as holes, as real image builders do (bmaptool maps the rest)."""
+    zero = bytes(block)
+    for start in range(0, len(data), block):
+        piece = data[start:start + block]
+        if piece != zero[: len(piece)]:
+            out.seek(offset + start)
+            out.write(piece)
 
 
 def root_partition(path: Path, layout: Layout) -> bytes:
