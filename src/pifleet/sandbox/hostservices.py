@@ -52,13 +52,25 @@ def _proxy_marker() -> str:
     return f"PidFile={run_dir() / 'apt-cacher-ng.pid'}"
 
 
-def apt_proxy_argv(addresses: list[str]) -> list[str]:
-    """apt-cacher-ng in the foreground, bound to the given addresses only, with our paths."""
+def apt_proxy_config(addresses: list[str]) -> str:
+    """Our own apt-cacher-ng configuration: bound to the bridges, cache in our cache folder.
+
+    It defines no remapping: the proxy fetches exactly the URLs nodes ask for, and nodes ask
+    for this machine's own mirror (the package's default backends may not be reachable).
+    """
     cache = cache_dir() / "apt-cacher-ng"
-    return ["apt-cacher-ng", "-c", "/etc/apt-cacher-ng", "ForeGround=1",
-            f"BindAddress={' '.join(addresses)}", f"Port={APT_PROXY_PORT}",
-            f"CacheDir={cache / 'cache'}", f"LogDir={cache / 'log'}",
-            f"SocketPath={run_dir() / 'apt-cacher-ng.socket'}", _proxy_marker()]
+    return (f"CacheDir: {cache / 'cache'}\n"
+            f"LogDir: {cache / 'log'}\n"
+            "SupportDir: /usr/lib/apt-cacher-ng\n"
+            f"Port: {APT_PROXY_PORT}\n"
+            f"BindAddress: {' '.join(addresses)}\n"
+            f"SocketPath: {run_dir() / 'apt-cacher-ng.socket'}\n"
+            "ExThreshold: 4\n")
+
+
+def apt_proxy_argv(config_dir: Path) -> list[str]:
+    """apt-cacher-ng in the foreground with our configuration folder only."""
+    return ["apt-cacher-ng", "-c", str(config_dir), "ForeGround=1", _proxy_marker()]
 
 
 def apt_proxy_state() -> tuple[int | None, list[str]]:
@@ -82,13 +94,21 @@ def ensure_apt_proxy(addresses: list[str], needed: str) -> bool:
     if pid and needed in serving and port_open(needed, APT_PROXY_PORT):
         return False
     stop_apt_proxy()
+    if port_open(needed, APT_PROXY_PORT):
+        raise Failed(f"port {APT_PROXY_PORT} on {needed} is taken by another program "
+                     "(a system apt-cacher-ng listening on all addresses?): stop it first")
     for folder in ("cache", "log"):
         (cache_dir() / "apt-cacher-ng" / folder).mkdir(parents=True, exist_ok=True)
     addresses = sorted(set(addresses) | {needed})
     log = cache_dir() / "apt-cacher-ng" / "daemon.log"
-    pid = processes.spawn(apt_proxy_argv(addresses), log)
+    config_dir = run_dir() / "apt-cacher-ng.conf.d"
+    config_dir.mkdir(exist_ok=True)
+    (config_dir / "acng.conf").write_text(apt_proxy_config(addresses))
+    pid = processes.spawn(apt_proxy_argv(config_dir), log)
     _proxy_state_path().write_text(json.dumps({"pid": pid, "addresses": addresses}) + "\n")
     wait_port(needed, APT_PROXY_PORT, 15, "the apt proxy (apt-cacher-ng)")
+    if not processes.alive(pid, _proxy_marker()):
+        raise Failed(f"the apt proxy (apt-cacher-ng) exited at start; see {log}")
     return True
 
 
@@ -98,6 +118,12 @@ def stop_apt_proxy() -> bool:
     if pids:
         processes.stop(pids, timeout=10)
     _proxy_state_path().unlink(missing_ok=True)
+    for leftover in ("apt-cacher-ng.pid", "apt-cacher-ng.socket"):
+        (run_dir() / leftover).unlink(missing_ok=True)
+    config_dir = run_dir() / "apt-cacher-ng.conf.d"
+    (config_dir / "acng.conf").unlink(missing_ok=True)
+    if config_dir.is_dir() and not any(config_dir.iterdir()):
+        config_dir.rmdir()
     return bool(pids)
 
 
@@ -116,6 +142,8 @@ def ensure_package_server(packages: Path, address: str, pid_file: Path, log: Pat
                                                                            PACKAGES_PORT):
         return False
     stop_package_server(packages, pid_file)
+    if port_open(address, PACKAGES_PORT):
+        raise Failed(f"port {PACKAGES_PORT} on {address} is taken by another program")
     packages.mkdir(parents=True, exist_ok=True)
     processes.spawn(package_server_argv(packages, address), log, pid_file=pid_file)
     wait_port(address, PACKAGES_PORT, 15, "the package server")

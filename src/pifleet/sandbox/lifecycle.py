@@ -206,12 +206,13 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
 
     password_hash = nodefiles.hash_password(nodefiles.PASSWORD)
     node_sources = sources.node_sources(mirror, rootfs.SUITE, sources.host_security_uri())
+    apt_settings = tuple(sources.host_apt_settings())
     failed: list[str] = []
 
     def start(index: int) -> None:
         node = sandbox.nodes[index]
         try:
-            _start_node(record, sandbox, index, password_hash, node_sources, emit)
+            _start_node(record, sandbox, index, password_hash, node_sources, apt_settings, emit)
         except Exception:
             failed.append(node.name)
 
@@ -241,7 +242,7 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
 
 
 def _start_node(record: Record, sandbox: Sandbox, index: int, password_hash: str,
-                node_sources: str, emit: Emitter) -> None:
+                node_sources: str, apt_settings: tuple[str, ...], emit: Emitter) -> None:
     directory = Path(record.directory)
     node = sandbox.nodes[index]
     names = record.names
@@ -258,7 +259,7 @@ def _start_node(record: Record, sandbox: Sandbox, index: int, password_hash: str
         config = nodefiles.NodeConfig(
             name=node.name, index=index, address=node.address, gateway=sandbox.bridge_address,
             apt_proxy=sandbox.apt_proxy_url, packages_host=sandbox.bridge_address,
-            sources=node_sources)
+            sources=node_sources, apt_settings=apt_settings)
         nodefiles.personalize(Path(record.base), ndir / "upper", config, password_hash)
         step.changed = network.ensure_node_network(names, record.plan, index)
     with emit.step(node.name, PHASE, "boot") as step:

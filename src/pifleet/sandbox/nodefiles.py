@@ -37,6 +37,7 @@ class NodeConfig:
     apt_proxy: str  # http://BRIDGE:3142
     packages_host: str  # the bridge address, reached without the proxy
     sources: str  # the node's debian.sources (deb822)
+    apt_settings: tuple[str, ...] = ()  # lines copied from this machine's apt configuration
 
 
 def hosts_file(name: str) -> str:
@@ -101,12 +102,12 @@ def vcgencmd_state(temp: str = "47.2", throttled: str = "0x0") -> str:
     return f"temp={temp}\nthrottled={throttled}\n"
 
 
-def apt_conf(apt_proxy: str, packages_host: str) -> str:
+def apt_conf(apt_proxy: str, packages_host: str, extra: tuple[str, ...] = ()) -> str:
     """apt through the sandbox's proxy, except the package server on the bridge (direct)."""
     return (f'Acquire::http::Proxy "{apt_proxy}";\n'
             f'Acquire::http::Proxy::{packages_host} "DIRECT";\n'
             # The proxy restarts when another sandbox comes up: retry instead of failing.
-            'Acquire::Retries "5";\n')
+            'Acquire::Retries "5";\n' + "".join(line + "\n" for line in extra))
 
 
 def add_account_lines(files: dict[str, str], user: str, uid: int, password_hash: str,
@@ -232,7 +233,7 @@ def write_pi_files(layer: Layer, config: NodeConfig) -> None:
 
 def write_apt(layer: Layer, config: NodeConfig) -> None:
     """apt through the proxy on the bridge, with this machine's mirror."""
-    layer.write(APT_CONF, apt_conf(config.apt_proxy, config.packages_host))
+    layer.write(APT_CONF, apt_conf(config.apt_proxy, config.packages_host, config.apt_settings))
     layer.write("etc/apt/sources.list",
                 "# Debian sources are in /etc/apt/sources.list.d/debian.sources\n")
     layer.write("etc/apt/sources.list.d/debian.sources", config.sources)

@@ -6,6 +6,7 @@ proxy on the bridge) use the mirror this machine is already configured with.
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,31 @@ def node_sources(mirror: Mirror, suite: str, security_uri: str | None = None) ->
 def host_security_uri(deb822: Path = DEB822_SOURCES) -> str | None:
     """This machine's security archive URI (deb822 form only), or None."""
     return security_from_deb822(deb822.read_text()) if deb822.is_file() else None
+
+
+# apt settings of this machine that nodes must share to use the same mirror: a snapshot
+# mirror's Release files are past their Valid-Until date, and apt refuses them unless told.
+SHARED_APT_SETTINGS = ("Acquire::Check-Valid-Until", "Acquire::Check-Date")
+
+
+def shared_apt_settings(dump: str) -> list[str]:
+    """The lines of `apt-config dump` output that nodes must copy (see SHARED_APT_SETTINGS)."""
+    found = []
+    for line in dump.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key in SHARED_APT_SETTINGS and value.strip('";') == "false":
+            found.append(f'{key} "false";')
+    return found
+
+
+def host_apt_settings() -> list[str]:
+    """`shared_apt_settings` of this machine ([] when apt-config is missing)."""
+    try:
+        proc = subprocess.run(["apt-config", "dump"], capture_output=True, text=True,
+                              check=False, timeout=30)
+    except OSError:
+        return []
+    return shared_apt_settings(proc.stdout) if proc.returncode == 0 else []
 
 
 def host_mirror(deb822: Path = DEB822_SOURCES, one_line: Path = ONE_LINE_SOURCES) -> Mirror:
