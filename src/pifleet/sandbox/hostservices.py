@@ -65,6 +65,7 @@ def apt_proxy_config(addresses: list[str]) -> str:
             f"Port: {APT_PROXY_PORT}\n"
             f"BindAddress: {' '.join(addresses)}\n"
             f"SocketPath: {run_dir() / 'apt-cacher-ng.socket'}\n"
+            "ReportPage: acng-report.html\n"
             "ExThreshold: 4\n")
 
 

@@ -252,7 +252,8 @@ def _start_node(record: Record, sandbox: Sandbox, index: int, password_hash: str
     with emit.step(node.name, PHASE, "prepare") as step:
         leftovers = _kill_node_processes(directory, names, index, node.name)
         if leftovers:
-            step.message = f"stopped {leftovers} leftover processes"
+            emit.emit(node.name, PHASE, "leftovers", Status.INFO, changed=True,
+                      message=f"stopped {leftovers} processes left by a crashed run")
         ndir = node_dir(directory, node.name)
         for sub in ("upper", "work", "root"):
             (ndir / sub).mkdir(parents=True, exist_ok=True)
