@@ -1,0 +1,48 @@
+"""The sandbox's Kubernetes stand-in: signed apt repository of kubeadm, kubelet and kubectl.
+
+The programs that run on the nodes live in `node/` (standard library, cryptography and yaml
+only); this facade builds them into .deb packages and a pkgs.k8s.io-shaped repository.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import aptrepo, debs
+
+# The patch release each minor stands in for.
+PATCH = {"1.33": "1.33.5", "1.34": "1.34.1"}
+
+
+def repo_dir(dest: Path, minor: str) -> Path:
+    """Where the repository of one minor lives under `dest`."""
+    return dest / "core:" / "stable:" / f"v{minor}" / "deb"
+
+
+def build_repository(dest: Path, versions: Sequence[str] = ("1.33", "1.34")) -> None:
+    """Write one signed repository per minor under `dest`, signed by a key made for this call.
+
+    The private key lives in a temporary directory that is removed before returning; only the
+    ASCII-armoured public key (`Release.key`) lands in `dest`.
+    """
+    with tempfile.TemporaryDirectory(prefix="pifleet-debs-") as tmp, \
+            aptrepo.signing_key() as gpg_home:
+        for minor in versions:
+            kube_version = PATCH.get(minor, f"{minor}.0")
+            repo = repo_dir(dest, minor)
+            if repo.exists():
+                shutil.rmtree(repo)
+            pool = repo / "all"
+            built = [(pkg, debs.build(pkg, Path(tmp), pool))
+                     for pkg in debs.packages(kube_version)]
+            aptrepo.write_index(repo, minor, built, gpg_home)
+
+
+def repository_templates(base_url: str) -> tuple[str, str]:
+    """(package_repository, package_key_url) templates with `{minor}` for the fleet file."""
+    base = base_url.rstrip("/")
+    return (f"{base}/core:/stable:/v{{minor}}/deb/",
+            f"{base}/core:/stable:/v{{minor}}/deb/Release.key")

@@ -1,0 +1,413 @@
+"""The kubelet stand-in: registers its Node, heartbeats, and "runs" the pods bound to it.
+
+No containers are started. A pod becomes Running at once when it uses the host network, and
+otherwise only once a CNI config exists in /etc/cni/net.d, as with a real kubelet whose pod
+sandboxes need the network plugin. For a pod whose init container copies a file from a ConfigMap
+volume into a hostPath volume under /etc/cni/net.d (flannel's `install-cni`), the copy is made
+on the host as the real init container would, which makes the node Ready.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import ipaddress
+import logging
+import os
+import platform
+import re
+import shlex
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import pki
+from .client import Client, ClientError
+from .paths import BANNER, git_version, p, write_private, write_public
+
+log = logging.getLogger("kubelet-standin")
+CNI_DIR = "/etc/cni/net.d"
+NOT_READY_MESSAGE = ("container runtime network not ready: NetworkReady=false "
+                     "reason:NetworkPluginNotReady message:Network plugin returns error: "
+                     "cni plugin not initialized")
+
+
+def stamp() -> str:
+    """Now, as metadata timestamps are written."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def cni_ready() -> bool:
+    """Whether a CNI network config exists (what the runtime's NetworkReady depends on)."""
+    d = p(CNI_DIR)
+    return d.is_dir() and any(f.suffix in (".conf", ".conflist", ".json") for f in d.iterdir())
+
+
+def _flags() -> dict[str, str]:
+    env = p("/var/lib/kubelet/kubeadm-flags.env")
+    out: dict[str, str] = {}
+    if env.exists():
+        m = re.search(r'KUBELET_KUBEADM_ARGS="([^"]*)"', env.read_text())
+        for arg in shlex.split(m.group(1)) if m else []:
+            if arg.startswith("--") and "=" in arg:
+                k, v = arg[2:].split("=", 1)
+                out[k] = v
+    return out
+
+
+def _os_image() -> str:
+    try:
+        for line in p("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _runtime_version() -> str:
+    try:
+        out = subprocess.run(["containerd", "--version"], capture_output=True, text=True,
+                             timeout=5).stdout.split()
+        return "containerd://" + out[2].split("~")[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "containerd://unknown"
+
+
+def _read(path: str, default: str = "") -> str:
+    try:
+        return p(path).read_text().strip()
+    except OSError:
+        return default
+
+
+def _arch() -> str:
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
+
+
+class Kubelet:
+    """One node's kubelet."""
+
+    def __init__(self) -> None:
+        config_path = p("/var/lib/kubelet/config.yaml")
+        self.config = yaml.safe_load(config_path.read_text())
+        self.client = Client.from_kubeconfig(p("/etc/kubernetes/kubelet.conf").read_text())
+        flags = _flags()
+        self.name = flags.get("hostname-override") or os.uname().nodename.lower()
+        self.address = flags.get("node-ip", "127.0.0.1")
+        period = str(self.config.get("nodeStatusUpdateFrequency", "10s"))
+        self.period = float(period.rstrip("s")) if period.endswith("s") else 10.0
+        self.stop = threading.Event()
+        self.pod_ips: dict[str, str] = {}
+
+    # ---- node ----
+    def node_status(self) -> dict[str, Any]:
+        """The status the kubelet posts: addresses, nodeInfo, capacity and conditions."""
+        ready = cni_ready()
+        now = stamp()
+        mem_kb = 0
+        for line in _read("/proc/meminfo").splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+        st = os.statvfs("/")
+        capacity = {"cpu": str(os.cpu_count() or 1), "memory": f"{mem_kb}Ki", "pods": "110",
+                    "ephemeral-storage": f"{st.f_blocks * st.f_frsize // 1024}Ki"}
+        base = {"lastHeartbeatTime": now, "lastTransitionTime": now}
+        conds = [dict(base, type=t, status="False", reason=r, message=m) for t, r, m in (
+            ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory "
+                                                             "available"),
+            ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"))]
+        conds.append(dict(base, type="Ready", status="True" if ready else "False",
+                          reason="KubeletReady" if ready else "KubeletNotReady",
+                          message="kubelet is posting ready status" if ready
+                          else NOT_READY_MESSAGE))
+        machine_id = _read("/etc/machine-id")
+        return {
+            "addresses": [{"type": "InternalIP", "address": self.address},
+                          {"type": "Hostname", "address": self.name}],
+            "capacity": capacity, "allocatable": dict(capacity),
+            "conditions": conds,
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": int(self.config.get("port",
+                                                                                10250))}},
+            "nodeInfo": {"architecture": _arch(), "bootID": _read(
+                "/proc/sys/kernel/random/boot_id"), "containerRuntimeVersion":
+                _runtime_version(), "kernelVersion": platform.release(),
+                "kubeProxyVersion": "", "kubeletVersion": git_version(), "machineID": machine_id,
+                "operatingSystem": "linux", "osImage": _os_image(),
+                "systemUUID": _read("/sys/class/dmi/id/product_uuid", machine_id)},
+        }
+
+    def register(self) -> None:
+        """Create the Node (or adopt the existing one) and post the first status."""
+        labels = {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux",
+                  "kubernetes.io/arch": _arch(), "beta.kubernetes.io/os": "linux",
+                  "beta.kubernetes.io/arch": _arch()}
+        node = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": self.name, "labels": labels,
+                             "annotations": {"kube-standin": BANNER,
+                                             "volumes.kubernetes.io/controller-managed-attach-"
+                                             "detach": "true"}},
+                "spec": {}}
+        try:
+            self.client.post("/api/v1/nodes", node)
+            log.info("Successfully registered node %s", self.name)
+        except ClientError as err:
+            if err.code != 409:
+                raise
+            self.client.merge_patch(f"/api/v1/nodes/{self.name}", {"metadata": {
+                "labels": labels}})
+        self.heartbeat()
+
+    def heartbeat(self) -> None:
+        """Post the node status; keep transition times when a condition did not change."""
+        status = self.node_status()
+        try:
+            live = self.client.get(f"/api/v1/nodes/{self.name}")
+        except ClientError as err:
+            if err.code == 404:  # deleted by an admin: register again, as the real one does
+                self.register()
+                return
+            raise
+        before = {c["type"]: c for c in (live.get("status") or {}).get("conditions") or []}
+        for c in status["conditions"]:
+            old = before.get(c["type"])
+            if old and old.get("status") == c["status"]:
+                c["lastTransitionTime"] = old.get("lastTransitionTime", c["lastTransitionTime"])
+        self.client.merge_patch(f"/api/v1/nodes/{self.name}/status", {"status": status})
+
+    # ---- pods ----
+    def _pod_cidr(self) -> str:
+        node = self.client.get(f"/api/v1/nodes/{self.name}")
+        return str((node.get("spec") or {}).get("podCIDR", ""))
+
+    def _ip_for(self, pod: dict[str, Any], used: set[str]) -> str:
+        uid = pod["metadata"]["uid"]
+        if uid in self.pod_ips:
+            return self.pod_ips[uid]
+        cidr = self._pod_cidr()
+        if not cidr:
+            return ""
+        for host in list(ipaddress.ip_network(cidr).hosts())[1:]:
+            if str(host) not in used:
+                self.pod_ips[uid] = str(host)
+                return str(host)
+        return ""
+
+    def run_init_containers(self, pod: dict[str, Any]) -> None:
+        """Carry out `cp SRC DST` init containers from ConfigMap volumes into /etc/cni/net.d."""
+        spec = pod["spec"]
+        ns = pod["metadata"]["namespace"]
+        volumes = {v["name"]: v for v in spec.get("volumes") or []}
+        for c in spec.get("initContainers") or []:
+            argv = [*(c.get("command") or []), *(c.get("args") or [])]
+            if not argv or Path(argv[0]).name != "cp":
+                continue
+            paths = [a for a in argv[1:] if not a.startswith("-")]
+            if len(paths) != 2:
+                continue
+            src, dst = paths
+            mounts = c.get("volumeMounts") or []
+            data = self._from_configmap(src, mounts, volumes, ns)
+            target = self._host_path(dst, mounts, volumes)
+            if data is not None and target is not None:
+                log.info("init container %s of %s/%s: writing %s", c.get("name"), ns,
+                         pod["metadata"]["name"], target)
+                write_public(p(target), data)
+
+    def _from_configmap(self, path: str, mounts: list[dict[str, Any]],
+                        volumes: dict[str, Any], ns: str) -> str | None:
+        for m in mounts:
+            base = m["mountPath"].rstrip("/") + "/"
+            vol = volumes.get(m.get("name", ""), {})
+            if path.startswith(base) and "configMap" in vol:
+                key = path[len(base):]
+                try:
+                    cm = self.client.get(f"/api/v1/namespaces/{ns}/configmaps/"
+                                         f"{vol['configMap']['name']}")
+                except ClientError:
+                    return None
+                value = (cm.get("data") or {}).get(key)
+                return None if value is None else str(value)
+        return None
+
+    @staticmethod
+    def _host_path(path: str, mounts: list[dict[str, Any]],
+                   volumes: dict[str, Any]) -> str | None:
+        for m in mounts:
+            base = m["mountPath"].rstrip("/") + "/"
+            vol = volumes.get(m.get("name", ""), {})
+            host = (vol.get("hostPath") or {}).get("path", "").rstrip("/")
+            # Only the CNI config directory: the stand-in never writes elsewhere on the host.
+            if path.startswith(base) and host == CNI_DIR:
+                return host + "/" + path[len(base):]
+        return None
+
+    def sync_pods(self) -> None:
+        """Bring every pod bound to this node to Running (or keep it waiting for the CNI)."""
+        pods = self.client.get(f"/api/v1/pods?fieldSelector=spec.nodeName%3D{self.name}")["items"]
+        used = {str(pp.get("status", {}).get("podIP")) for pp in pods}
+        network = cni_ready()
+        for pod in pods:
+            st = pod.get("status") or {}
+            host_net = bool(pod["spec"].get("hostNetwork"))
+            if st.get("phase") == "Running" and (host_net or st.get("podIP") != self.address):
+                continue
+            if host_net:
+                self.run_init_containers(pod)
+                status = self.running(pod, self.address)
+            elif network:
+                ip = self._ip_for(pod, used)
+                used.add(ip)
+                status = self.running(pod, ip)
+            else:
+                status = self.waiting(pod)
+            if status != st:
+                try:
+                    self.client.merge_patch(f"/api/v1/namespaces/{pod['metadata']['namespace']}"
+                                            f"/pods/{pod['metadata']['name']}/status",
+                                            {"status": status})
+                except ClientError as err:
+                    if err.code != 404:
+                        raise
+
+    def running(self, pod: dict[str, Any], ip: str) -> dict[str, Any]:
+        """A Running status with every container ready."""
+        now = stamp()
+        spec = pod["spec"]
+        conds = [{"type": t, "status": "True", "lastTransitionTime": now} for t in (
+            "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
+            "PodScheduled")]
+        def cstatus(c: dict[str, Any], done: bool) -> dict[str, Any]:
+            state = ({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now,
+                                     "finishedAt": now}} if done
+                     else {"running": {"startedAt": now}})
+            return {"name": c["name"], "image": c.get("image", ""), "imageID": "",
+                    "containerID": f"standin://{pod['metadata']['uid']}/{c['name']}",
+                    "ready": not done or False, "started": not done, "restartCount": 0,
+                    "state": state}
+        status: dict[str, Any] = {
+            "phase": "Running", "conditions": conds, "hostIP": self.address,
+            "hostIPs": [{"ip": self.address}], "podIP": ip, "podIPs": [{"ip": ip}] if ip else [],
+            "startTime": now, "qosClass": "BestEffort",
+            "containerStatuses": [cstatus(c, False) for c in spec.get("containers") or []]}
+        if spec.get("initContainers"):
+            status["initContainerStatuses"] = [cstatus(c, True) for c in spec["initContainers"]]
+        return status
+
+    def waiting(self, pod: dict[str, Any]) -> dict[str, Any]:
+        """Pending in ContainerCreating: the pod sandbox needs the network plugin."""
+        now = stamp()
+        return {"phase": "Pending", "hostIP": self.address, "startTime": now,
+                "qosClass": "BestEffort",
+                "conditions": [{"type": "PodScheduled", "status": "True",
+                                "lastTransitionTime": now},
+                               {"type": "Ready", "status": "False", "reason": "ContainersNotReady",
+                                "lastTransitionTime": now}],
+                "containerStatuses": [{"name": c["name"], "image": c.get("image", ""),
+                                       "imageID": "", "ready": False, "started": False,
+                                       "restartCount": 0, "state": {"waiting": {
+                                           "reason": "ContainerCreating"}}}
+                                      for c in pod["spec"].get("containers") or []]}
+
+    def mirror_static_pods(self) -> None:
+        """Mirror pods for the manifests in staticPodPath, as the real kubelet posts them."""
+        directory = p(str(self.config.get("staticPodPath", "/etc/kubernetes/manifests")))
+        if not directory.is_dir():
+            return
+        for manifest in sorted(directory.glob("*.yaml")):
+            pod = yaml.safe_load(manifest.read_text())
+            name = f"{pod['metadata']['name']}-{self.name}"
+            ns = pod["metadata"].get("namespace", "default")
+            pod["metadata"]["name"] = name
+            pod["metadata"].setdefault("annotations", {})["kubernetes.io/config.mirror"] = \
+                "standin"
+            pod["spec"]["nodeName"] = self.name
+            try:
+                self.client.post(f"/api/v1/namespaces/{ns}/pods", pod)
+            except ClientError as err:
+                if err.code != 409:
+                    raise
+
+    # ---- loop ----
+    def serve_endpoints(self) -> None:
+        """healthz on 127.0.0.1:healthzPort (HTTP) and the kubelet port (HTTPS, self-signed)."""
+        class Health(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = b"ok"
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        healthz = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", int(self.config.get("healthzPort", 10248))), Health)
+        secure = http.server.ThreadingHTTPServer(("0.0.0.0", int(self.config.get("port", 10250))),
+                                                 Health)
+        cert_dir = p("/var/lib/kubelet/pki")
+        crt, key = cert_dir / "kubelet.crt", cert_dir / "kubelet.key"
+        if not crt.exists():
+            pair = pki.make_ca(f"{self.name}-ca@standin")
+            write_public(crt, pair.cert)
+            write_private(key, pair.key)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(crt), str(key))
+        secure.socket = ctx.wrap_socket(secure.socket, server_side=True)
+        for srv in (healthz, secure):
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+
+    def run(self) -> None:
+        """Register, then heartbeat every period and sync pods every two seconds."""
+        log.info("%s: kubelet %s starting for node %s", BANNER, git_version(), self.name)
+        self.serve_endpoints()
+        while not self.stop.is_set():
+            try:
+                self.register()
+                break
+            except ClientError as err:
+                log.warning("unable to register node %s: %s", self.name, err.message)
+                self.stop.wait(2)
+        mirrored = False
+        ticks = 0.0
+        while not self.stop.is_set():
+            try:
+                if not mirrored:
+                    self.mirror_static_pods()
+                    mirrored = True
+                self.sync_pods()
+                if ticks >= self.period:
+                    self.heartbeat()
+                    ticks = 0.0
+            except ClientError as err:
+                log.warning("sync failed: %s", err.message)
+            self.stop.wait(2)
+            ticks += 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the kubelet service: exit 1 until kubeadm has written the config."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    config = p("/var/lib/kubelet/config.yaml")
+    if not config.exists():
+        print(f'"command failed" err="failed to load kubelet config file, path: '
+              f'/var/lib/kubelet/config.yaml, error: open {config}: no such file or directory" '
+              f"({BANNER})", file=sys.stderr)
+        return 1
+    kubelet = Kubelet()
+    signal.signal(signal.SIGTERM, lambda *_: kubelet.stop.set())
+    kubelet.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

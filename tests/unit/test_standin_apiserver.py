@@ -1,0 +1,293 @@
+"""The API server stand-in on 127.0.0.1, driven by the machine's real kubectl."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from pifleet.sandbox.kube.node import apiserver, controllers, pki
+from pifleet.sandbox.kube.node.store import Store
+
+KUBECTL = shutil.which("kubectl")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="no kubectl on this machine")
+
+FLANNEL_LIKE = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: kube-flannel}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: kube-flannel-cfg, namespace: kube-flannel}
+data:
+  cni-conf.json: '{"name": "cbr0", "cniVersion": "0.3.1", "plugins": [{"type": "flannel"}]}'
+  net-conf.json: '{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}'
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: kube-flannel-ds, namespace: kube-flannel}
+spec:
+  selector: {matchLabels: {app: flannel}}
+  template:
+    metadata: {labels: {app: flannel}}
+    spec:
+      hostNetwork: true
+      tolerations: [{operator: Exists, effect: NoSchedule}]
+      containers:
+      - name: kube-flannel
+        image: ghcr.io/flannel-io/flannel:v0.28.0
+        args: [--ip-masq, --kube-subnet-mgr]
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    """A running stand-in API server and credentials for it."""
+
+    port: int
+    dir: Path
+    ca: pki.Pair
+    admin: Path
+    state: Path
+
+    def kubectl(self, *args: str, kubeconfig: Path | None = None, check: bool = True,
+                timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        assert KUBECTL is not None
+        res = subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig or self.admin), *args],
+                             capture_output=True, text=True, timeout=timeout)
+        if check:
+            assert res.returncode == 0, res.stderr
+        return res
+
+    def request(self, method: str, path: str, body: object = None, token: str = "",
+                cert: bool = True, content_type: str = "application/json"
+                ) -> tuple[int, dict[str, object]]:
+        ctx = ssl.create_default_context(cadata=self.ca.cert.decode())
+        if cert:
+            ctx.load_cert_chain(self.dir / "admin.crt", self.dir / "admin.key")
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
+        headers = {"Content-Type": content_type}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        conn.request(method, path, body=None if body is None else json.dumps(body),
+                     headers=headers)
+        resp = conn.getresponse()
+        data = json.loads(resp.read() or b"{}")
+        conn.close()
+        return resp.status, data
+
+
+def start(d: Path, port: int) -> tuple[threading.Event, threading.Thread]:
+    args = apiserver.parser().parse_args([
+        f"--secure-port={port}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+        f"--tls-cert-file={d}/apiserver.crt", f"--tls-private-key-file={d}/apiserver.key",
+        f"--client-ca-file={d}/ca.crt", f"--service-account-key-file={d}/sa.pub",
+        f"--service-account-signing-key-file={d}/sa.key", f"--cluster-signing-key-file={d}/ca.key",
+        "--cluster-cidr=10.244.0.0/16", f"--state-file={d}/state.json"])
+    ready, stop = threading.Event(), threading.Event()
+    thread = threading.Thread(target=apiserver.serve, args=(args, ready, stop), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    return stop, thread
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    d = tmp_path_factory.mktemp("apiserver")
+    ca = pki.make_ca()
+    serving = pki.issue(ca, "kube-apiserver", ips=["127.0.0.1"], server=True)
+    admin = pki.issue(ca, "kubernetes-admin", orgs=["kubeadm:cluster-admins"], client=True)
+    sa = pki.new_key()
+    files = {"ca.crt": ca.cert, "ca.key": ca.key, "apiserver.crt": serving.cert,
+             "apiserver.key": serving.key, "admin.crt": admin.cert, "admin.key": admin.key,
+             "sa.key": pki.key_pem(sa), "sa.pub": sa.public_key().public_bytes(
+                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)}
+    for name, data in files.items():
+        (d / name).write_bytes(data)
+    port = free_port()
+    stop, thread = start(d, port)
+    c = Cluster(port, d, ca, d / "admin.conf", d / "state.json")
+    # kubeadm binds kubeadm:cluster-admins to cluster-admin; without it the admin is nobody.
+    status, _ = c.request("GET", "/api/v1/namespaces")
+    assert status == 403
+    super_admin = pki.issue(ca, "kubernetes-super-admin", orgs=["system:masters"], client=True)
+    (d / "admin.crt").write_bytes(super_admin.cert)
+    (d / "admin.key").write_bytes(super_admin.key)
+    status, _ = c.request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+        "metadata": {"name": "kubeadm:cluster-admins"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "cluster-admin"},
+        "subjects": [{"kind": "Group", "name": "kubeadm:cluster-admins"}]})
+    assert status == 201
+    (d / "admin.crt").write_bytes(admin.cert)
+    (d / "admin.key").write_bytes(admin.key)
+    c.admin.write_text(pki.kubeconfig(f"https://127.0.0.1:{port}", ca.cert, "kubernetes-admin",
+                                      cert=admin.cert, key=admin.key))
+    try:
+        yield c
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def _node(name: str, ready: bool) -> dict[str, object]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux"}},
+            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                                       "lastHeartbeatTime": now, "lastTransitionTime": now,
+                                       "reason": "KubeletReady" if ready else "KubeletNotReady"}],
+                       "nodeInfo": {"kubeletVersion": "v1.34.1"}}}
+
+
+def test_version_keeps_kubectl_shape_and_says_stand_in(cluster: Cluster) -> None:
+    status, doc = cluster.request("GET", "/version", cert=False)
+    assert status == 200
+    assert doc["gitVersion"] == "v1.34.1"
+    assert "standin" in str(doc["platform"]) and "stand-in" in str(doc["goVersion"])
+
+
+def test_anonymous_and_bad_tokens_are_refused_with_status(cluster: Cluster) -> None:
+    status, doc = cluster.request("GET", "/api", cert=False)
+    assert (status, doc["kind"], doc["reason"]) == (403, "Status", "Forbidden")
+    assert 'User "system:anonymous"' in str(doc["message"])
+    status, doc = cluster.request("GET", "/api/v1/nodes", cert=False, token="not-a-token")
+    assert (status, doc["reason"], doc["code"]) == (401, "Unauthorized", 401)
+    status, doc = cluster.request("GET", "/api/v1/namespaces/default/configmaps/nope")
+    assert (status, doc["reason"], doc["message"]) == (404, "NotFound",
+                                                       'configmaps "nope" not found')
+
+
+@needs_kubectl
+def test_kubectl_sees_nodes_with_status(cluster: Cluster) -> None:
+    for name, ready in (("n1", True), ("n2", False)):
+        status, _ = cluster.request("POST", "/api/v1/nodes", _node(name, ready))
+        assert status == 201
+    out = cluster.kubectl("get", "nodes").stdout.splitlines()
+    rows = {line.split()[0]: line.split()[1] for line in out[1:]}
+    assert out[0].split()[:3] == ["NAME", "STATUS", "ROLES"]
+    assert rows == {"n1": "Ready", "n2": "NotReady"}
+    wide = cluster.kubectl("get", "nodes", "-o", "json").stdout
+    assert {i["metadata"]["name"] for i in json.loads(wide)["items"]} == {"n1", "n2"}
+
+
+@needs_kubectl
+def test_kubectl_apply_client_and_server_side(cluster: Cluster, tmp_path: Path) -> None:
+    manifest = tmp_path / "flannel.yaml"
+    manifest.write_text(FLANNEL_LIKE)
+    out = cluster.kubectl("apply", "-f", str(manifest)).stdout
+    assert "daemonset.apps/kube-flannel-ds created" in out
+    assert "unchanged" in cluster.kubectl("apply", "-f", str(manifest)).stdout
+    manifest.write_text(FLANNEL_LIKE.replace("--kube-subnet-mgr]",
+                                             "--kube-subnet-mgr, --iface=eth0]"))
+    assert "daemonset.apps/kube-flannel-ds configured" in cluster.kubectl(
+        "apply", "-f", str(manifest)).stdout
+    ds = json.loads(cluster.kubectl("get", "ds", "-n", "kube-flannel", "kube-flannel-ds",
+                                    "-o", "json").stdout)
+    assert ds["spec"]["template"]["spec"]["containers"][0]["args"][-1] == "--iface=eth0"
+    assert ds["metadata"]["generation"] == 2
+    out = cluster.kubectl("apply", "--server-side", "--field-manager=pifleet", "-f",
+                          str(manifest)).stdout
+    assert "serverside-applied" in out
+    ds = json.loads(cluster.kubectl("get", "ds", "-n", "kube-flannel", "kube-flannel-ds",
+                                    "-o", "json", "--show-managed-fields").stdout)
+    assert "pifleet" in [m["manager"] for m in ds["metadata"]["managedFields"]]
+
+
+@needs_kubectl
+def test_token_request_token_authenticates_kubectl(cluster: Cluster, tmp_path: Path) -> None:
+    status, _ = cluster.request("POST", "/api/v1/namespaces/default/serviceaccounts",
+                                {"metadata": {"name": "viewer"}})
+    assert status == 201
+    status, doc = cluster.request("POST", "/api/v1/namespaces/default/serviceaccounts/viewer/"
+                                  "token", {"spec": {"expirationSeconds": 3600}})
+    assert status == 201 and doc["kind"] == "TokenRequest"
+    token = str(doc["status"]["token"])  # type: ignore[index]
+    kubeconfig = tmp_path / "token.conf"
+    kubeconfig.write_text(pki.kubeconfig(f"https://127.0.0.1:{cluster.port}", cluster.ca.cert,
+                                         "viewer", token=token))
+    denied = cluster.kubectl("get", "nodes", kubeconfig=kubeconfig, check=False)
+    assert denied.returncode != 0
+    assert 'User "system:serviceaccount:default:viewer" cannot list resource "nodes"' in \
+        denied.stderr
+    binding = tmp_path / "binding.json"
+    binding.write_text(json.dumps({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "viewer"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": "default"}]}))
+    cluster.kubectl("apply", "-f", str(binding))
+    assert "n1" in cluster.kubectl("get", "nodes", kubeconfig=kubeconfig).stdout
+    secrets = cluster.kubectl("get", "secrets", "-A", kubeconfig=kubeconfig, check=False)
+    assert secrets.returncode != 0 and "forbidden" in secrets.stderr
+    # Deleting the ServiceAccount revokes its tokens.
+    cluster.kubectl("delete", "serviceaccount", "viewer", "-n", "default")
+    gone = cluster.kubectl("get", "nodes", kubeconfig=kubeconfig, check=False)
+    assert gone.returncode != 0 and "Unauthorized" in gone.stderr
+
+
+@needs_kubectl
+def test_kubectl_watch_sees_changes(cluster: Cluster) -> None:
+    assert KUBECTL is not None
+    proc = subprocess.Popen([KUBECTL, "--kubeconfig", str(cluster.admin), "get", "nodes",
+                             "--watch", "--output-watch-events"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        status, _ = cluster.request("POST", "/api/v1/nodes", _node("n3", False))
+        assert status == 201
+        time.sleep(1.5)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    events = [line.split()[:3] for line in out.splitlines()[1:]]
+    assert ["ADDED", "n3", "NotReady"] in events, out + err
+
+
+def test_merge_patch_status_and_conflict(cluster: Cluster) -> None:
+    status, doc = cluster.request("PATCH", "/api/v1/nodes/n2/status",
+                                  {"status": {"nodeInfo": {"osImage": "Debian"}}},
+                                  content_type="application/merge-patch+json")
+    assert status == 200 and doc["status"]["nodeInfo"]["osImage"] == "Debian"  # type: ignore[index]
+    stale = dict(doc)
+    stale["metadata"] = dict(doc["metadata"], resourceVersion="1")  # type: ignore[arg-type]
+    status, err = cluster.request("PUT", "/api/v1/nodes/n2", stale)
+    assert (status, err["reason"]) == (409, "Conflict")
+
+
+def test_node_goes_unknown_after_grace_and_state_survives_restart(cluster: Cluster) -> None:
+    store = Store(None)
+    old = _node("quiet", True)
+    old["status"]["conditions"][0]["lastHeartbeatTime"] = "2020-01-01T00:00:00Z"  # type: ignore[index]
+    kinds = controllers.NODES
+    store.create(kinds, old)
+    controllers.nodes(store, "10.244.0.0/16", grace=40)
+    node = store.get(kinds, "", "quiet")
+    assert node["status"]["conditions"][0]["status"] == "Unknown"
+    assert node["status"]["conditions"][0]["message"] == "Kubelet stopped posting node status."
+    assert {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"} in \
+        node["spec"]["taints"]
+    assert node["spec"]["podCIDR"] == "10.244.0.0/24"
+    # The running server's state file reloads with the same objects and versions.
+    reloaded = Store(cluster.state)
+    names = {n["metadata"]["name"] for n in reloaded.list(kinds)[0]}
+    assert {"n1", "n2"} <= names

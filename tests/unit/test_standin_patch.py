@@ -1,0 +1,60 @@
+"""Merge patch, strategic merge and server-side apply of the API server stand-in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pifleet.sandbox.kube.node import patch
+
+MERGE_CASES = [  # RFC 7386 appendix A, a selection
+    ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+    ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+    ({"a": "b"}, {"a": None}, {}),
+    ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+    ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+    ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+]
+
+
+@pytest.mark.parametrize(("target", "doc", "expected"), MERGE_CASES)
+def test_merge_patch(target: Any, doc: Any, expected: Any) -> None:
+    assert patch.merge_patch(target, doc) == expected
+
+
+def _ds(*containers: dict[str, Any]) -> dict[str, Any]:
+    return {"spec": {"template": {"spec": {"containers": list(containers)}}}}
+
+
+def test_strategic_merge_merges_named_lists() -> None:
+    live = _ds({"name": "a", "image": "x:1", "args": ["--p"]}, {"name": "b", "image": "y:1"})
+    out = patch.strategic_merge(live, _ds({"name": "a", "image": "x:2"}))
+    assert out == _ds({"name": "a", "image": "x:2", "args": ["--p"]},
+                      {"name": "b", "image": "y:1"})
+
+
+def test_strategic_merge_directives() -> None:
+    live = _ds({"name": "a"}, {"name": "b"})
+    out = patch.strategic_merge(live, _ds({"name": "b", "$patch": "delete"}))
+    assert out == _ds({"name": "a"})
+    replaced = patch.strategic_merge({"m": {"x": 1, "y": 2}}, {"m": {"$patch": "replace",
+                                                                      "z": 3}})
+    assert replaced == {"m": {"z": 3}}
+    ordered = patch.strategic_merge(live, {"$setElementOrder/x": [1], "spec": {}})
+    assert ordered == live
+
+
+def test_server_side_apply_records_manager_and_prunes_own_fields() -> None:
+    first = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+             "data": {"a": "1", "b": "2"}}
+    live = patch.apply(None, first, "pifleet")
+    live["data"]["other"] = "kept"  # someone else's field
+    second = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+              "data": {"a": "3"}}
+    out = patch.apply(live, second, "pifleet")
+    assert out["data"] == {"a": "3", "other": "kept"}
+    managers = [(m["manager"], m["operation"]) for m in out["metadata"]["managedFields"]]
+    assert managers == [("pifleet", "Apply")]
+    assert out["metadata"]["managedFields"][0]["fieldsV1"] == {
+        "f:metadata": {"f:name": {}}, "f:data": {"f:a": {}}}
