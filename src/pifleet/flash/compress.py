@@ -7,15 +7,15 @@ renamed or extension-less download still works and a corrupt one is named as suc
 from __future__ import annotations
 
 import bz2
-import gzip
 import lzma
+import os
 import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import Any, BinaryIO
 
 from pifleet.errors import BadInput
 
@@ -163,6 +163,31 @@ def chunks(path: Path, info: ImageInfo, size: int = CHUNK) -> Iterator[bytes]:
         yield from _exact(_decode(path, info.kind, size), size)
 
 
+def with_offsets(blocks: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(offset, bytes) pairs for a contiguous stream of blocks."""
+    offset = 0
+    for block in blocks:
+        yield offset, block
+        offset += len(block)
+
+
+def mapped_pieces(path: Path, ranges: list[tuple[int, int]], size: int = CHUNK
+                  ) -> Iterator[tuple[int, bytes]]:
+    """Only the given byte ranges of an uncompressed image, in pieces of at most `size` bytes.
+
+    With a bmap, an uncompressed image need not be read where it is known to be zeros.
+    """
+    with path.open("rb") as handle:
+        for start, end in ranges:
+            offset = start
+            while offset < end:
+                data = os.pread(handle.fileno(), min(size, end - offset), offset)
+                if not data:
+                    raise CorruptStream(f"{path}: ends at byte {offset}, inside a bmap range")
+                yield offset, data
+                offset += len(data)
+
+
 def _read_all(handle: BinaryIO, size: int) -> Iterator[bytes]:
     while block := handle.read(size):
         yield block
@@ -177,37 +202,75 @@ def _zip_chunks(path: Path, info: ImageInfo, size: int) -> Iterator[bytes]:
         raise CorruptStream(f"{path}: corrupt zip data ({exc})") from exc
 
 
-def _open_reader(path: Path, kind: str) -> IO[bytes]:
-    """A file object that yields decompressed bytes; reads are bounded by the size asked.
-
-    Bounded reads matter: an image that is mostly zeros compresses a thousandfold, and a
-    decoder fed one input block at a time could return gigabytes at once.
-    """
+def _new_decoder(kind: str) -> Any:
     if kind == "xz":
-        return lzma.open(path, "rb")
-    if kind == "gz":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return lzma.LZMADecompressor()
     if kind == "bz2":
-        return bz2.open(path, "rb")
-    import zstandard
-
-    raw = path.open("rb")
-    return zstandard.ZstdDecompressor().stream_reader(
-        raw, read_across_frames=True, closefd=True)
+        return bz2.BZ2Decompressor()
+    return zlib.decompressobj(wbits=31)  # gzip header and trailer
 
 
 def _decode(path: Path, kind: str, size: int) -> Iterator[bytes]:
-    """Decode every concatenated stream (as `xz -d`, `gzip -d` do); fail on truncation."""
+    """Decode every concatenated stream (as `xz -d`, `gzip -d` do); fail on truncation.
+
+    The decompressor is driven directly, with 1 MiB input blocks and output bounded by
+    `max_length`: an image that is mostly zeros compresses a thousandfold, so unbounded calls
+    could return gigabytes at once. (Reading through `lzma.open` instead was measured 1.7x
+    slower here: it feeds 8 KiB at a time.)
+    """
+    if kind == "zst":
+        yield from _decode_zst(path, size)
+        return
     try:
-        with _open_reader(path, kind) as reader:
-            while block := reader.read(size):
-                yield block
+        with path.open("rb") as source:
+            decoder = _new_decoder(kind)
+            pending = b""
+            while True:
+                if not pending and _needs_input(decoder):
+                    pending = source.read(1024 * 1024)
+                    if not pending:
+                        break
+                out, pending = _step(decoder, pending, size)
+                if out:
+                    yield out
+                if decoder.eof:
+                    pending = decoder.unused_data + pending
+                    if not pending:
+                        pending = source.read(1024 * 1024)
+                    if not pending or not pending.strip(b"\0"):
+                        return  # finished cleanly (xz allows zero padding after a stream)
+                    decoder = _new_decoder(kind)
+            raise CorruptStream(f"{path}: {kind} data ends early: the file is truncated")
     except (lzma.LZMAError, OSError, zlib.error, EOFError, ValueError) as exc:
         raise CorruptStream(f"{path}: corrupt {kind} data ({exc or type(exc).__name__})") from exc
-    except Exception as exc:
-        if type(exc).__name__ == "ZstdError":
-            raise CorruptStream(f"{path}: corrupt zst data ({exc})") from exc
-        raise
+
+
+def _needs_input(decoder: Any) -> bool:
+    if isinstance(decoder, lzma.LZMADecompressor | bz2.BZ2Decompressor):
+        return bool(decoder.needs_input)
+    return not decoder.unconsumed_tail
+
+
+def _step(decoder: Any, data: bytes, size: int) -> tuple[bytes, bytes]:
+    """Feed `data`, get at most `size` bytes out, and what input is left for the next call."""
+    if isinstance(decoder, lzma.LZMADecompressor | bz2.BZ2Decompressor):
+        return decoder.decompress(data, size), b""
+    if not data:
+        data = decoder.unconsumed_tail
+    out = decoder.decompress(data, size)
+    return out, decoder.unconsumed_tail if not decoder.eof else b""
+
+
+def _decode_zst(path: Path, size: int) -> Iterator[bytes]:
+    import zstandard
+
+    try:
+        with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(
+                raw, read_across_frames=True) as reader:
+            while block := reader.read(size):
+                yield block
+    except zstandard.ZstdError as exc:
+        raise CorruptStream(f"{path}: corrupt zst data ({exc})") from exc
 
 
 def _exact(blocks: Iterator[bytes], size: int) -> Iterator[bytes]:

@@ -156,10 +156,17 @@ def _write(checked: Plan, sinks: list[writer.Sink], emitter: Emitter,
     with emitter.step(None, PHASE, "write") as step:
         writer.prepare(sinks)
         try:
+            source, info, block_map = checked.source.path, checked.source.info, checked.block_map
+            mapped_only = (block_map is not None and info.kind == "raw"
+                           and not request.image_sha256)
+            pieces = (compress.mapped_pieces(source, [(s, e) for s, e, _ in
+                                                      block_map.byte_ranges()])
+                      if mapped_only and block_map is not None
+                      else compress.with_offsets(compress.chunks(source, info)))
             written = writer.write_body(
-                compress.chunks(checked.source.path, checked.source.info), sinks,
-                expected_size=checked.image_size, block_map=checked.block_map,
+                pieces, sinks, expected_size=checked.image_size, block_map=block_map,
                 raw_sha256=request.image_sha256, want_digest=request.verify,
+                mapped_only=mapped_only,
                 progress=(lambda d, t: progress("write", d, t)) if progress else None)
         except writer.Incomplete as exc:
             raise Failed(f"{names}: {exc}. The card is incomplete: its partition table was "

@@ -63,7 +63,7 @@ class _Chunk:
 class _Producer(threading.Thread):
     """Decompresses and hashes ahead of the writer, a few chunks deep."""
 
-    def __init__(self, chunks: Iterator[bytes], want_raw_hash: bool) -> None:
+    def __init__(self, chunks: Iterator[tuple[int, bytes]], want_raw_hash: bool) -> None:
         super().__init__(daemon=True, name="pifleet-decompress")
         self.chunks = chunks
         self.queue: queue.Queue[_Chunk | BaseException | None] = queue.Queue(QUEUE_DEPTH)
@@ -71,14 +71,12 @@ class _Producer(threading.Thread):
         self.raw = hashlib.sha256() if want_raw_hash else None
 
     def run(self) -> None:
-        offset = 0
         try:
-            for data in self.chunks:
+            for offset, data in self.chunks:
                 if self.raw is not None:
                     self.raw.update(data)
                 if not self._put(_Chunk(offset, data)):
                     return
-                offset += len(data)
             self._put(None)
         except BaseException as exc:  # handed to the writer thread, which decides
             self._put(exc)
@@ -121,15 +119,22 @@ def _pieces(chunk: _Chunk, ranges: list[tuple[int, int, str]], start: int
         index += 1
 
 
-def write_body(chunks: Iterator[bytes], sinks: list[Sink], *, expected_size: int | None,
+def write_body(chunks: Iterator[tuple[int, bytes]], sinks: list[Sink], *,
+               expected_size: int | None,
                block_map: BlockMap | None = None, raw_sha256: str | None = None,
-               progress: Progress | None = None, want_digest: bool = True) -> Written:
-    """Write everything but the head. Raises Incomplete on any fault found while writing."""
+               progress: Progress | None = None, want_digest: bool = True,
+               mapped_only: bool = False) -> Written:
+    """Write everything but the head. Raises Incomplete on any fault found while writing.
+
+    `chunks` yields (offset, bytes) in ascending order: the whole image, or with
+    `mapped_only` just the bmap's ranges of an uncompressed image (the rest is not even read).
+    """
+    _tune_allocator()
     producer = _Producer(chunks, want_raw_hash=raw_sha256 is not None)
     producer.start()
     pool = ThreadPoolExecutor(len(sinks)) if len(sinks) > 1 else None
     digest = hashlib.sha256()
-    head = b""
+    head = bytearray(HEAD)
     size = 0
     mapped = block_map.byte_ranges() if block_map else None
     range_hashes: dict[int, hashlib._Hash] = {}
@@ -142,14 +147,14 @@ def write_body(chunks: Iterator[bytes], sinks: list[Sink], *, expected_size: int
                 break
             if isinstance(item, BaseException):
                 raise Incomplete(f"reading the image failed: {item}") from item
-            size = item.offset + len(item.data)
+            size = max(size, item.offset + len(item.data))
             if expected_size is not None and size > expected_size:
                 raise Incomplete(f"the image is larger than its container or bmap says "
                                  f"({expected_size} bytes)")
             chunk: _Chunk | None = item
             if item.offset < HEAD:
-                keep = HEAD - item.offset
-                head += item.data[:keep]
+                keep = min(HEAD - item.offset, len(item.data))
+                head[item.offset: item.offset + keep] = item.data[:keep]
                 chunk = _Chunk(HEAD, item.data[keep:]) if len(item.data) > keep else None
             if chunk is not None:
                 if mapped is None:
@@ -162,9 +167,12 @@ def write_body(chunks: Iterator[bytes], sinks: list[Sink], *, expected_size: int
                                            block_map, digest, written_ranges, head)
             if progress:
                 progress(size, expected_size)
+        if mapped_only and expected_size is not None:
+            size = expected_size  # the unmapped tail is zeros by definition
+        head = head[: min(HEAD, size)]
         if mapped is not None:
             # Ranges inside the head are checked here: the head is written last.
-            _check_head_ranges(head, mapped, block_map)
+            _check_head_ranges(bytes(head), mapped, block_map)
         if expected_size is not None and size != expected_size:
             raise Incomplete(f"the image ended early: {size} of {expected_size} bytes")
         raw = producer.raw.hexdigest() if producer.raw is not None else ""
@@ -182,7 +190,26 @@ def write_body(chunks: Iterator[bytes], sinks: list[Sink], *, expected_size: int
         producer.stop.set()
         if pool:
             pool.shutdown(wait=True)
-    return Written(head, size, written_ranges, digest.hexdigest(), raw)
+    return Written(bytes(head), size, written_ranges, digest.hexdigest(), raw)
+
+
+def _tune_allocator() -> None:
+    """Keep 4 MiB buffers on the heap instead of a fresh mmap for each one.
+
+    glibc maps each large allocation separately and unmaps it on free, so every chunk paid
+    for 1024 page faults: measured here, reading a 1 GiB image took 2.8 s instead of 1.7 s.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 64 * 1024 * 1024)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 256 * 1024 * 1024)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 def _extend(ranges: list[tuple[int, int]], start: int, end: int) -> None:
@@ -195,7 +222,8 @@ def _extend(ranges: list[tuple[int, int]], start: int, end: int) -> None:
 def _write_mapped(pool: ThreadPoolExecutor | None, sinks: list[Sink], chunk: _Chunk,
                   mapped: list[tuple[int, int, str]], cursor: int,
                   range_hashes: dict[int, hashlib._Hash], block_map: BlockMap | None,
-                  digest: hashlib._Hash, written: list[tuple[int, int]], head: bytes) -> int:
+                  digest: hashlib._Hash, written: list[tuple[int, int]],
+                  head: bytes | bytearray) -> int:
     """Write the mapped parts of one chunk, checking each range's checksum as it completes."""
     assert block_map is not None
     end = chunk.offset + len(chunk.data)
