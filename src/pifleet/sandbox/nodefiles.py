@@ -165,6 +165,7 @@ class Layer:
 
     def ensure_dir(self, rel: str, mode: int = 0o755, owner: tuple[int, int] = (0, 0)) -> Path:
         """Create `rel` and its parents in the upper layer like the base has them."""
+        self.upper.mkdir(parents=True, exist_ok=True)
         path = self.upper
         parts = Path(rel).parts
         for depth, part in enumerate(parts):
