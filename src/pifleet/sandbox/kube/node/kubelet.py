@@ -291,7 +291,7 @@ class Kubelet:
                      else {"running": {"startedAt": now}})
             return {"name": c["name"], "image": c.get("image", ""), "imageID": "",
                     "containerID": f"standin://{pod['metadata']['uid']}/{c['name']}",
-                    "ready": not done or False, "started": not done, "restartCount": 0,
+                    "ready": not done, "started": not done, "restartCount": 0,
                     "state": state}
         status: dict[str, Any] = {
             "phase": "Running", "conditions": conds, "hostIP": self.address,
@@ -379,13 +379,16 @@ class Kubelet:
                 self.stop.wait(2)
         mirrored = False
         ticks = 0.0
+        network = cni_ready()
         while not self.stop.is_set():
             try:
                 if not mirrored:
                     self.mirror_static_pods()
                     mirrored = True
                 self.sync_pods()
-                if ticks >= self.period:
+                # Post at once when the network plugin appears, not only on the next beat.
+                if ticks >= self.period or cni_ready() != network:
+                    network = cni_ready()
                     self.heartbeat()
                     ticks = 0.0
             except ClientError as err:

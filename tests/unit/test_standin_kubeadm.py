@@ -1,0 +1,298 @@
+"""kubeadm and kubelet stand-ins on this machine, each node in its own filesystem root.
+
+The programs run as installed on a node: copied into a `kube_standin` package and started with
+Debian's python3 when it has python3-cryptography and python3-yaml (the packages' Depends), so
+the code is checked against the library versions the nodes have.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pifleet.sandbox.kube.node import pki
+
+# A CNI installer shaped like flannel's: an init container copies the config from a
+# ConfigMap volume into the host's /etc/cni/net.d.
+FLANNEL_WITH_INSTALLER = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: kube-flannel}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: kube-flannel-cfg, namespace: kube-flannel}
+data:
+  cni-conf.json: '{"name": "cbr0", "cniVersion": "0.3.1", "plugins": [{"type": "flannel"}]}'
+  net-conf.json: '{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}'
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: kube-flannel-ds, namespace: kube-flannel}
+spec:
+  selector: {matchLabels: {app: flannel}}
+  template:
+    metadata: {labels: {app: flannel}}
+    spec:
+      hostNetwork: true
+      tolerations: [{operator: Exists, effect: NoSchedule}]
+      initContainers:
+      - name: install-cni
+        image: ghcr.io/flannel-io/flannel:v0.28.0
+        command: [cp]
+        args: [-f, /etc/kube-flannel/cni-conf.json, /etc/cni/net.d/10-flannel.conflist]
+        volumeMounts:
+        - {name: cni, mountPath: /etc/cni/net.d}
+        - {name: flannel-cfg, mountPath: /etc/kube-flannel/}
+      containers:
+      - name: kube-flannel
+        image: ghcr.io/flannel-io/flannel:v0.28.0
+        args: [--ip-masq, --kube-subnet-mgr]
+      volumes:
+      - {name: cni, hostPath: {path: /etc/cni/net.d}}
+      - {name: flannel-cfg, configMap: {name: kube-flannel-cfg}}
+"""
+NODE_SOURCE = Path(__file__).parents[2] / "src/pifleet/sandbox/kube/node"
+KUBECTL = shutil.which("kubectl")
+
+
+def node_python() -> str:
+    debian = "/usr/bin/python3"
+    probe = subprocess.run([debian, "-c", "import cryptography, yaml"], capture_output=True,
+                           check=False) if os.path.exists(debian) else None
+    return debian if probe is not None and probe.returncode == 0 else sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Node:
+    """One pretend node: a filesystem root, its kubelet ports, a containerd socket."""
+
+    name: str
+    root: Path
+    lib: Path
+    kubelet_port: int = field(default_factory=free_port)
+    healthz_port: int = field(default_factory=free_port)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(KUBE_STANDIN_ROOT=str(self.root), PYTHONPATH=str(self.lib),
+                   KUBE_STANDIN_KUBELET_PORT=str(self.kubelet_port),
+                   KUBE_STANDIN_KUBELET_HEALTHZ_PORT=str(self.healthz_port),
+                   KUBE_STANDIN_DISCOVERY_TIMEOUT="6")
+        return env
+
+    def kubeadm(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([node_python(), "-m", "kube_standin.kubeadm", *args],
+                              env=self.env(), capture_output=True, text=True, timeout=timeout)
+
+    def kill_services(self) -> None:
+        for pidfile in (self.root / "run/kube-standin").glob("*.pid"):
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+
+
+def make_node(base: Path, name: str, lib: Path, sockets: list[socket.socket]) -> Node:
+    root = base / name
+    (root / "proc/sys/net/ipv4").mkdir(parents=True)
+    (root / "proc/sys/net/ipv4/ip_forward").write_text("1\n")
+    (root / "proc/cgroups").write_text("#subsys_name\thierarchy\tnum_cgroups\tenabled\n"
+                                       "memory\t5\t90\t1\n")
+    (root / "var/run/containerd").mkdir(parents=True)
+    cri = socket.socket(socket.AF_UNIX)  # containerd's socket, listening as the runtime would
+    cri.bind(str(root / "var/run/containerd/containerd.sock"))
+    cri.listen(8)
+    sockets.append(cri)
+    return Node(name, root, lib)
+
+
+@dataclass
+class Lab:
+    cp: Node
+    workers: list[Node]
+    api_port: int
+    init: subprocess.CompletedProcess[str]
+
+    @property
+    def admin(self) -> Path:
+        return self.cp.root / "etc/kubernetes/admin.conf"
+
+    def kubectl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        assert KUBECTL is not None
+        return subprocess.run([KUBECTL, "--kubeconfig", str(self.admin), *args],
+                              capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    base = tmp_path_factory.mktemp("kubeadm")
+    lib = base / "lib"
+    shutil.copytree(NODE_SOURCE, lib / "kube_standin",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    sockets: list[socket.socket] = []
+    cp = make_node(base, "cp1", lib, sockets)
+    workers = [make_node(base, f"w{i}", lib, sockets) for i in (1, 2)]
+    api_port = free_port()
+    init = cp.kubeadm("init", "--pod-network-cidr", "10.244.0.0/16", "--node-name", "cp1",
+                      "--apiserver-advertise-address", "127.0.0.1",
+                      f"--apiserver-bind-port={api_port}")
+    try:
+        yield Lab(cp, workers, api_port, init)
+    finally:
+        for node in [*workers, cp]:
+            node.kubeadm("reset", "-f", timeout=30)
+            node.kill_services()
+        for s in sockets:
+            s.close()
+
+
+def join_args(lab: Lab) -> list[str]:
+    out = lab.cp.kubeadm("token", "create", "--print-join-command")
+    assert out.returncode == 0, out.stderr
+    words = out.stdout.split()
+    assert words[:2] == ["kubeadm", "join"]
+    return words[1:]
+
+
+def test_init_succeeds_with_real_files_and_join_command(lab: Lab) -> None:
+    assert lab.init.returncode == 0, lab.init.stdout + lab.init.stderr
+    assert "Your Kubernetes control-plane has initialized successfully!" in lab.init.stdout
+    assert "stand-in" in lab.init.stdout
+    etc = lab.cp.root / "etc/kubernetes"
+    for f in ("admin.conf", "super-admin.conf", "kubelet.conf", "pki/ca.crt", "pki/ca.key",
+              "pki/apiserver.crt", "manifests/kube-apiserver.yaml"):
+        assert (etc / f).exists(), f
+    assert oct((etc / "admin.conf").stat().st_mode & 0o777) == "0o600"
+    assert oct((etc / "pki/ca.key").stat().st_mode & 0o777) == "0o600"
+    m = re.search(r"kubeadm join (\S+) --token (\S+) \\\n\t--discovery-token-ca-cert-hash "
+                  r"(sha256:[0-9a-f]{64})", lab.init.stdout)
+    assert m, lab.init.stdout
+    assert m.group(1) == f"127.0.0.1:{lab.api_port}"
+    assert re.fullmatch(r"[a-z0-9]{6}\.[a-z0-9]{16}", m.group(2))
+    assert m.group(3) == pki.ca_hash((etc / "pki/ca.crt").read_bytes())
+
+
+def test_second_init_fails_preflight(lab: Lab) -> None:
+    again = lab.cp.kubeadm("init", "--apiserver-advertise-address", "127.0.0.1",
+                           f"--apiserver-bind-port={lab.api_port}")
+    assert again.returncode == 1
+    assert "[ERROR FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml]: " \
+           "/etc/kubernetes/manifests/kube-apiserver.yaml already exists" in again.stderr
+    assert f"[ERROR Port-{lab.api_port}]: Port {lab.api_port} is in use" in again.stderr
+    assert f"[ERROR Port-{lab.cp.kubelet_port}]" in again.stderr
+
+
+def test_preflight_reports_swap_cgroups_runtime_and_forwarding(tmp_path: Path) -> None:
+    sockets: list[socket.socket] = []
+    node = make_node(tmp_path, "bad", tmp_path, sockets)
+    shutil.copytree(NODE_SOURCE, tmp_path / "kube_standin",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (node.root / "proc/swaps").write_text("Filename Type Size Used Priority\n"
+                                          "/swapfile file 102396 0 -2\n")
+    (node.root / "proc/cgroups").write_text("memory\t0\t1\t0\n")
+    (node.root / "proc/sys/net/ipv4/ip_forward").write_text("0\n")
+    sockets[0].close()
+    out = node.kubeadm("join", "127.0.0.1:1", "--token", "abcdef.0123456789abcdef",
+                       "--discovery-token-ca-cert-hash", "sha256:00")
+    assert out.returncode == 1
+    for line in ("[ERROR Swap]: running with swap on is not supported. Please disable swap",
+                 "[ERROR SystemVerification]: missing required cgroups: memory",
+                 "[ERROR CRI]: container runtime is not running",
+                 "[ERROR FileContent--proc-sys-net-ipv4-ip_forward]: "
+                 "/proc/sys/net/ipv4/ip_forward contents are not set to 1"):
+        assert line in out.stderr, out.stderr
+    (node.root / "sys/fs/cgroup").mkdir(parents=True)
+    (node.root / "sys/fs/cgroup/cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    out = node.kubeadm("join", "127.0.0.1:1", "--token", "abcdef.0123456789abcdef",
+                       "--discovery-token-ca-cert-hash", "sha256:00",
+                       "--ignore-preflight-errors=Swap,CRI,FileContent--proc-sys-net-ipv4-"
+                       "ip_forward")
+    assert "[WARNING Swap]" in out.stdout and "SystemVerification" not in out.stderr
+
+
+def test_wrong_hash_fails_at_once_and_wrong_token_never_joins(lab: Lab) -> None:
+    args = join_args(lab)
+    w = lab.workers[0]
+    bad_hash = [*args[:-1], "sha256:" + "0" * 64]
+    started = time.monotonic()
+    out = w.kubeadm(*bad_hash, "--node-name", w.name, "--apiserver-advertise-address",
+                    "127.0.0.1")
+    assert out.returncode == 1 and time.monotonic() - started < 5
+    assert "none of the public keys" in out.stderr and "are pinned" in out.stderr
+    bad_token = list(args)
+    bad_token[bad_token.index("--token") + 1] = "zzzzzz.0123456789abcdef"
+    out = w.kubeadm(*bad_token, "--node-name", w.name, "--apiserver-advertise-address",
+                    "127.0.0.1")
+    assert out.returncode == 1
+    assert 'token id "zzzzzz" is invalid for this cluster or it has expired' in out.stderr
+    assert not (w.root / "etc/kubernetes/kubelet.conf").exists()
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="no kubectl on this machine")
+def test_join_then_flannel_makes_nodes_ready_and_rejoin_works(lab: Lab, tmp_path: Path) -> None:
+    args = join_args(lab)
+    for w in lab.workers:
+        out = w.kubeadm(*args, "--node-name", w.name, "--apiserver-advertise-address",
+                        "127.0.0.1")
+        assert out.returncode == 0, out.stderr
+        assert "This node has joined the cluster:" in out.stdout
+        assert (w.root / "etc/kubernetes/kubelet.conf").exists()
+    again = lab.workers[0].kubeadm(*args, "--node-name", "w1")
+    assert again.returncode == 1
+    assert "[ERROR FileAvailable--etc-kubernetes-kubelet.conf]" in again.stderr
+    nodes = lab.kubectl("get", "nodes", "--no-headers").stdout.split("\n")
+    states = {line.split()[0]: line.split()[1] for line in nodes if line}
+    assert states == {"cp1": "NotReady", "w1": "NotReady", "w2": "NotReady"}
+
+    manifest = tmp_path / "flannel.yaml"
+    manifest.write_text(FLANNEL_WITH_INSTALLER)
+    applied = lab.kubectl("apply", "-f", str(manifest))
+    assert applied.returncode == 0, applied.stderr
+    waited = lab.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=40s")
+    assert waited.returncode == 0, waited.stderr
+    for node in (lab.cp, *lab.workers):
+        conf = node.root / "etc/cni/net.d/10-flannel.conflist"
+        assert '"type": "flannel"' in conf.read_text()
+    pods = lab.kubectl("wait", "--for=condition=Ready", "pod", "--all", "-A", "--timeout=30s")
+    assert pods.returncode == 0, pods.stderr
+
+    w1 = lab.workers[0]
+    reset = w1.kubeadm("reset", "-f")
+    assert reset.returncode == 0, reset.stderr
+    assert not (w1.root / "etc/kubernetes/kubelet.conf").exists()
+    assert (w1.root / "etc/cni/net.d/10-flannel.conflist").exists()  # like the real reset
+    assert lab.kubectl("delete", "node", "w1").returncode == 0
+    out = w1.kubeadm(*join_args(lab), "--node-name", "w1", "--apiserver-advertise-address",
+                     "127.0.0.1")
+    assert out.returncode == 0, out.stderr
+    waited = lab.kubectl("wait", "--for=condition=Ready", "node/w1", "--timeout=40s")
+    assert waited.returncode == 0, waited.stderr
+
+
+def test_token_list_and_version(lab: Lab) -> None:
+    listed = lab.cp.kubeadm("token", "list")
+    assert listed.returncode == 0
+    assert listed.stdout.split("\n")[0].split()[:3] == ["TOKEN", "TTL", "EXPIRES"]
+    assert "system:bootstrappers:kubeadm:default-node-token" in listed.stdout
+    short = lab.cp.kubeadm("version", "-o", "short")
+    assert short.stdout.strip() == "v1.34.1"
+    long = lab.cp.kubeadm("version")
+    assert 'GitVersion:"v1.34.1"' in long.stdout and "stand-in" in long.stdout
