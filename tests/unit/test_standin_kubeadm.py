@@ -7,6 +7,7 @@ the code is checked against the library versions the nodes have.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -104,10 +105,8 @@ class Node:
 
     def kill_services(self) -> None:
         for pidfile in (self.root / "run/kube-standin").glob("*.pid"):
-            try:
+            with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pidfile.read_text()), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
 
 
 def make_node(base: Path, name: str, lib: Path, sockets: list[socket.socket]) -> Node:
