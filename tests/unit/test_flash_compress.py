@@ -45,7 +45,7 @@ def test_every_container_streams_the_same_bytes(tmp_path: Path) -> None:
         if kind in ("raw", "xz", "zst", "zip"):
             assert info.size == len(DATA), kind
         blocks = list(chunks(path, info, size=65536))
-        assert all(len(b) == 65536 for b in blocks[:-1])
+        assert all(len(b) <= 65536 for b in blocks)
         assert b"".join(blocks) == DATA, kind
 
 

@@ -141,7 +141,9 @@ class CorruptStream(Exception):
 
 
 def chunks(path: Path, info: ImageInfo, size: int = CHUNK) -> Iterator[bytes]:
-    """The raw image, decompressed on the fly, as chunks of exactly `size` bytes (last shorter).
+    """The raw image, decompressed on the fly, in consecutive blocks of at most `size` bytes.
+
+    Blocks are not re-cut to one size: that cost three extra copies of every byte.
 
     Raises CorruptStream when the data cannot be decoded or ends early.
     """
@@ -149,18 +151,18 @@ def chunks(path: Path, info: ImageInfo, size: int = CHUNK) -> Iterator[bytes]:
         with path.open("rb") as handle:
             yield from _exact(_read_all(handle, size), size)
     elif info.kind == "zip":
-        yield from _exact(_zip_chunks(path, info, size), size)
+        yield from _zip_chunks(path, info, size)
     elif info.kind == "zst":
         # The zstandard reader stops quietly at a truncated frame; the frame header's content
         # size (written by the zstd tool for files) is what tells a short stream apart.
         total = 0
-        for block in _exact(_decode(path, info.kind, size), size):
+        for block in _decode(path, info.kind, size):
             total += len(block)
             yield block
         if info.size is not None and total != info.size:
             raise CorruptStream(f"{path}: zst data ends early: {total} of {info.size} bytes")
     else:
-        yield from _exact(_decode(path, info.kind, size), size)
+        yield from _decode(path, info.kind, size)
 
 
 def with_offsets(blocks: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:

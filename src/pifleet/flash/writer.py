@@ -13,7 +13,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,7 +132,8 @@ def write_body(chunks: Iterator[tuple[int, bytes]], sinks: list[Sink], *,
     _tune_allocator()
     producer = _Producer(chunks, want_raw_hash=raw_sha256 is not None)
     producer.start()
-    pool = ThreadPoolExecutor(len(sinks)) if len(sinks) > 1 else None
+    # Writes run in their own threads while this one hashes: both release the GIL.
+    pool = ThreadPoolExecutor(len(sinks), thread_name_prefix="pifleet-write")
     digest = hashlib.sha256()
     head = bytearray(HEAD)
     size = 0
@@ -158,13 +159,15 @@ def write_body(chunks: Iterator[tuple[int, bytes]], sinks: list[Sink], *,
                 chunk = _Chunk(HEAD, item.data[keep:]) if len(item.data) > keep else None
             if chunk is not None:
                 if mapped is None:
-                    _write(pool, sinks, chunk.offset, chunk.data, skip_zero=True)
+                    pending = _write(pool, sinks, chunk.offset, chunk.data, skip_zero=True)
                     if want_digest:
                         digest.update(chunk.data)
+                    _wait(pending)
                     _extend(written_ranges, chunk.offset, size)
                 else:
                     cursor = _write_mapped(pool, sinks, chunk, mapped, cursor, range_hashes,
-                                           block_map, digest, written_ranges, head)
+                                           block_map, digest if want_digest else None,
+                                           written_ranges, head)
             if progress:
                 progress(size, expected_size)
         if mapped_only and expected_size is not None:
@@ -188,8 +191,7 @@ def write_body(chunks: Iterator[tuple[int, bytes]], sinks: list[Sink], *,
         raise Incomplete(f"write failed: {exc.strerror or exc}") from exc
     finally:
         producer.stop.set()
-        if pool:
-            pool.shutdown(wait=True)
+        pool.shutdown(wait=True)
     return Written(bytes(head), size, written_ranges, digest.hexdigest(), raw)
 
 
@@ -219,15 +221,16 @@ def _extend(ranges: list[tuple[int, int]], start: int, end: int) -> None:
         ranges.append((start, end))
 
 
-def _write_mapped(pool: ThreadPoolExecutor | None, sinks: list[Sink], chunk: _Chunk,
+def _write_mapped(pool: ThreadPoolExecutor, sinks: list[Sink], chunk: _Chunk,
                   mapped: list[tuple[int, int, str]], cursor: int,
                   range_hashes: dict[int, hashlib._Hash], block_map: BlockMap | None,
-                  digest: hashlib._Hash, written: list[tuple[int, int]],
+                  digest: hashlib._Hash | None, written: list[tuple[int, int]],
                   head: bytes | bytearray) -> int:
     """Write the mapped parts of one chunk, checking each range's checksum as it completes."""
     assert block_map is not None
     end = chunk.offset + len(chunk.data)
     for offset, data, index in _pieces(chunk, mapped, cursor):
+        pending = _write(pool, sinks, offset, data, skip_zero=False)
         if block_map.algorithm and mapped[index][2]:
             if index not in range_hashes:
                 # A range that starts inside the held-back head: its first part is there.
@@ -235,8 +238,9 @@ def _write_mapped(pool: ThreadPoolExecutor | None, sinks: list[Sink], chunk: _Ch
                 seed = head[start:HEAD] if start < HEAD else b""
                 range_hashes[index] = hashlib.new(block_map.algorithm, seed)
             range_hashes[index].update(data)
-        _write(pool, sinks, offset, data, skip_zero=False)
-        digest.update(data)
+        if digest is not None:
+            digest.update(data)
+        _wait(pending)
         _extend(written, offset, offset + len(data))
     while cursor < len(mapped) and mapped[cursor][1] <= end:
         _check_range(cursor, mapped, range_hashes)
@@ -266,8 +270,9 @@ def _check_head_ranges(head: bytes, mapped: list[tuple[int, int, str]],
             raise Incomplete(f"bmap checksum mismatch in bytes {start}-{end}")
 
 
-def _write(pool: ThreadPoolExecutor | None, sinks: list[Sink], offset: int, data: bytes,
-           skip_zero: bool) -> None:
+def _write(pool: ThreadPoolExecutor, sinks: list[Sink], offset: int, data: bytes,
+           skip_zero: bool) -> list[Future[None]]:
+    """Start writing `data` at `offset` to every sink; the caller waits on the futures."""
     def one(sink: Sink) -> None:
         if skip_zero and sink.sparse and data == ZEROS[: len(data)]:
             return
@@ -279,11 +284,12 @@ def _write(pool: ThreadPoolExecutor | None, sinks: list[Sink], offset: int, data
             os.fdatasync(sink.fd)
             sink.since_sync = 0
 
-    if pool is None:
-        one(sinks[0])
-    else:
-        for future in [pool.submit(one, s) for s in sinks]:
-            future.result()
+    return [pool.submit(one, s) for s in sinks]
+
+
+def _wait(pending: list[Future[None]]) -> None:
+    for future in pending:
+        future.result()
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
