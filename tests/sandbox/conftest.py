@@ -102,6 +102,9 @@ def host_leftovers(directory: Path, ident: str, inodes: set[int] = frozenset()) 
             continue
         if in_node and argv:  # zombies (no argv) wait for reaping and hold nothing
             found.append(f"node process {pid} {argv.replace(chr(0), ' ')[:120]}")
+    for hierarchy in ("systemd", "unified"):
+        groups = Path("/sys/fs/cgroup") / hierarchy / "pifleet-sandbox"
+        found += [f"cgroup {g}" for g in groups.glob(f"pifleet-{ident}-*")]
     for name in (".sandbox", "fleet.yaml", "packages", ".pifleet"):
         if (directory / name).exists():
             found.append(f"file {directory / name}")

@@ -60,6 +60,18 @@ def test_nodes_are_distinct_machines(sandbox: Sandbox, node_ssh: SSHRun) -> None
         assert node.name in hosts  # /etc/hosts names the node, as on a flashed Pi
     for what, values in seen.items():
         assert len(values) == len(sandbox.nodes), f"shared {what}: {values}"
+    # Each node's processes live in a control group of its own (seen from the host: inside,
+    # a cgroup namespace hides the path), so no two nodes' systemd share a tree of services.
+    for node in sandbox.nodes:
+        pids = subprocess.run(["ip", "netns", "pids", node.netns], capture_output=True,
+                              text=True, check=True).stdout.split()
+        assert pids
+        for pid in pids:
+            try:
+                groups = Path(f"/proc/{pid}/cgroup").read_text()
+            except FileNotFoundError:  # a short-lived process that just ended
+                continue
+            assert f":/pifleet-sandbox/{node.netns}/" in groups, groups
 
 
 def test_login_is_pirate_with_sudo_that_asks_for_the_password(sandbox: Sandbox,

@@ -109,3 +109,17 @@ def test_record_info_addresses(tmp_path: Path, slot: int) -> None:
     assert info.packages_url == f"http://10.213.{slot}.1:8080"
     assert [n.netns for n in info.nodes] == ["pifleet-0a0b0c-00", "pifleet-0a0b0c-01"]
     assert info.node("b").role == "worker"
+
+
+def test_cgroup_hierarchies_systemd_tracks() -> None:
+    from pifleet.sandbox.cgroups import tracking_hierarchies
+
+    mountinfo = (
+        "30 25 0:26 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
+        "31 25 0:27 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+        "38 25 0:34 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n"
+        "39 25 0:35 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n")
+    assert tracking_hierarchies(mountinfo) == [Path("/sys/fs/cgroup/systemd"),
+                                               Path("/sys/fs/cgroup/unified")]
+    pure_v2 = "29 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+    assert tracking_hierarchies(pure_v2) == [Path("/sys/fs/cgroup")]

@@ -25,6 +25,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +34,10 @@ from pifleet.errors import BadInput, Failed
 from pifleet.events import Emitter, Status
 from pifleet.fleet.names import suggest_names
 from pifleet.sandbox import (
+    cgroups,
     fleetfile,
     hostcheck,
+    hostlimits,
     hostservices,
     network,
     nodefiles,
@@ -89,13 +92,25 @@ def ssh_banner(address: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def wait_ssh(address: str, timeout: float) -> None:
-    """Wait for sshd on `address`; Failed after `timeout` seconds."""
+def wait_ssh(address: str, timeout: float, running: Callable[[], bool] = lambda: True) -> None:
+    """Wait for sshd on `address`; Failed after `timeout` s, or at once when `running()` fails."""
     deadline = time.monotonic() + timeout
     while not ssh_banner(address):
+        if not running():
+            raise Failed(f"the node powered off before sshd answered on {address}")
         if time.monotonic() > deadline:
             raise Failed(f"sshd on {address} did not answer within {timeout:.0f} s")
         time.sleep(0.5)
+
+
+def _console_tail(directory: Path, name: str, lines: int = 3) -> str:
+    """The last lines a node printed on its console (for error messages)."""
+    try:
+        text = (node_dir(directory, name) / "console.log").read_text(errors="replace")
+    except OSError:
+        return ""
+    kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+    return " / ".join(kept)
 
 
 def _live_bridge_addresses(exclude: str) -> list[str]:
@@ -103,6 +118,15 @@ def _live_bridge_addresses(exclude: str) -> list[str]:
     present = set(network.link_names())
     return [str(Plan(e.slot).bridge) for e in registry.entries()
             if e.ident != exclude and Names(e.ident).bridge in present]
+
+
+def _nodes_on_machine() -> int:
+    """How many nodes all registered sandboxes have together."""
+    total = 0
+    for entry in registry.entries():
+        record = load(Path(entry.directory))
+        total += len(record.nodes) if record else 0
+    return total
 
 
 def _choose_slot(names: Names, record: Record | None) -> int:
@@ -188,6 +212,10 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
         step.changed = network.ensure_bridge(names, record.plan)
         step.changed |= network.ensure_forward_rules(names)
         step.message = f"{names.bridge} {record.plan.bridge}/24"
+        raised = hostlimits.raise_for(_nodes_on_machine())
+        if raised:
+            emit.emit(None, PHASE, "host limits", Status.INFO, changed=True,
+                      message=f"fs.inotify.max_user_instances raised to {raised}")
     sandbox = record.info()
     _report_strays(record, emit)
 
@@ -228,7 +256,12 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
             return
         try:
             with emit.step(node.name, PHASE, "ssh") as step:
-                wait_ssh(node.address, timeout)
+                try:
+                    wait_ssh(node.address, timeout,
+                             lambda: _supervisor_pid(directory, node.name) is not None)
+                except Failed as exc:
+                    tail = _console_tail(directory, node.name)
+                    raise Failed(f"{exc}; console: {tail}" if tail else str(exc)) from None
                 step.message = f"{node.address}:22"
         except Failed:
             failed.append(node.name)
@@ -355,6 +388,9 @@ def _down_locked(directory: Path, names: Names, record: Record | None, emit: Emi
             removed.append(f"{rules} FORWARD rules")
         for machine in NSPAWN_PROPAGATE.glob(f"{names.netns_prefix}*"):
             shutil.rmtree(machine, ignore_errors=True)
+        busy = cgroups.remove(names.netns_prefix)
+        if busy:
+            raise Failed("cgroups still hold processes: " + ", ".join(map(str, busy[:3])))
         step.changed = bool(removed)
         step.message = ", ".join(removed) or "nothing left"
         changed |= step.changed
@@ -365,6 +401,7 @@ def _down_locked(directory: Path, names: Names, record: Record | None, emit: Emi
             registry.unregister(names.ident)
             if not _live_bridge_addresses(names.ident):
                 step.changed |= hostservices.stop_apt_proxy()
+                step.changed |= hostlimits.restore() is not None
         changed |= step.changed
     with emit.step(None, PHASE, "remove files") as step:
         gone = []

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 
+from pifleet.sandbox import cgroups
+
 # systemd-nspawn's exit status when the container asked for a reboot.
 REBOOT_STATUS = 133
 # Stop restarting if a node keeps "rebooting" faster than this (something is broken).
@@ -99,6 +101,11 @@ class Supervisor:
         """Mount, boot, reboot on 133; returns the exit status to leave with."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            cgroups.enter(self.run.machine)
+        except OSError as exc:
+            self._status("failed", message=f"cannot create the node's cgroup: {exc}")
+            return 1
         if subprocess.run(mount_argv(self.run), check=False).returncode != 0:
             self._status("failed", message="overlay mount failed")
             return 1
