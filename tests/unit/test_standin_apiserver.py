@@ -291,3 +291,38 @@ def test_node_goes_unknown_after_grace_and_state_survives_restart(cluster: Clust
     reloaded = Store(cluster.state)
     names = {n["metadata"]["name"] for n in reloaded.list(kinds)[0]}
     assert {"n1", "n2"} <= names
+
+
+@needs_kubectl
+def test_kubectl_create_commands_send_protobuf_that_is_understood(cluster: Cluster) -> None:
+    """`kubectl create ...` encodes built-in kinds as protobuf; the stand-in decodes them."""
+    cluster.kubectl("create", "namespace", "proto")
+    cluster.kubectl("create", "serviceaccount", "robot", "-n", "proto")
+    cluster.kubectl("create", "configmap", "cm", "--from-literal=k=v", "-n", "proto")
+    cluster.kubectl("create", "secret", "generic", "s", "--from-literal=k=secret", "-n", "proto")
+    cluster.kubectl("create", "clusterrolebinding", "robot-view", "--clusterrole=view",
+                    "--serviceaccount=proto:robot", "--group=people")
+    status, secret = cluster.request("GET", "/api/v1/namespaces/proto/secrets/s")
+    assert status == 200 and secret["data"] == {"k": "c2VjcmV0"}
+    status, binding = cluster.request(
+        "GET", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/robot-view")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
+                                  "kind": "ClusterRole", "name": "view"}
+    assert {"kind": "Group", "name": "people", "apiGroup": "rbac.authorization.k8s.io"} in \
+        binding["subjects"]  # type: ignore[operator]
+    token = cluster.kubectl("create", "token", "robot", "-n", "proto",
+                            "--duration=15m").stdout.strip()
+    out = subprocess.run([str(KUBECTL), "--kubeconfig", "/dev/null", "--server",
+                          f"https://127.0.0.1:{cluster.port}", "--certificate-authority",
+                          str(cluster.dir / "ca.crt"), "--token", token, "get", "ns", "proto"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "proto" in out.stdout, out.stderr
+    other = cluster.kubectl("create", "token", "robot", "-n", "proto",
+                            "--audience=elsewhere").stdout.strip()
+    out = subprocess.run([str(KUBECTL), "--kubeconfig", "/dev/null", "--server",
+                          f"https://127.0.0.1:{cluster.port}", "--certificate-authority",
+                          str(cluster.dir / "ca.crt"), "--token", other, "get", "ns"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "Unauthorized" in out.stderr
+    refused = cluster.kubectl("create", "deployment", "d", "--image=x", check=False)
+    assert refused.returncode != 0 and "protobuf is decoded only for" in refused.stderr

@@ -80,7 +80,10 @@ def authenticate(store: Store, cert_subject: tuple[str, list[str]] | None, beare
                         ("system:bootstrappers", *extra, "system:authenticated"))
         raise ApiError(401, "Unauthorized", "Unauthorized")
     claims = jws.verify_jwt(bearer, sa_pub) if sa_pub else None
-    if claims and claims.get("iss") == ISSUER:
+    audiences = claims.get("aud") if claims else None
+    audiences = [audiences] if isinstance(audiences, str) else audiences or []
+    # Like --api-audiences: a token minted for another audience does not log in here.
+    if claims and claims.get("iss") == ISSUER and ISSUER in audiences:
         info = claims.get("kubernetes.io") or {}
         ns, sa = info.get("namespace", ""), (info.get("serviceaccount") or {})
         live = store.find(SERVICE_ACCOUNTS, ns, sa.get("name", ""))

@@ -159,7 +159,8 @@ def _cond(obj: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def _node_row(o: dict[str, Any], now: dt.datetime) -> list[Any]:
     ready = _cond(o, "Ready").get("status")
-    status = {"True": "Ready", "False": "NotReady"}.get(str(ready), "Unknown")
+    # As kubectl prints it: anything but True (False or Unknown) is NotReady.
+    status = "Unknown" if ready is None else "Ready" if ready == "True" else "NotReady"
     if (o.get("spec") or {}).get("unschedulable"):
         status += ",SchedulingDisabled"
     labels = o["metadata"].get("labels") or {}

@@ -1,0 +1,58 @@
+"""The protobuf wire decoding of kubectl's request bodies."""
+
+from __future__ import annotations
+
+import pytest
+
+from pifleet.sandbox.kube.node import protobuf
+
+
+def varint(n: int) -> bytes:
+    out = b""
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out += bytes([byte | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def field(number: int, value: bytes | int) -> bytes:
+    if isinstance(value, int):
+        return varint(number << 3) + varint(value)
+    return varint(number << 3 | 2) + varint(len(value)) + value
+
+
+def envelope(api_version: str, kind: str, raw: bytes) -> bytes:
+    type_meta = field(1, api_version.encode()) + field(2, kind.encode())
+    return protobuf.MAGIC + field(1, type_meta) + field(2, raw) + field(3, b"") + field(4, b"")
+
+
+def test_token_request_with_audiences_and_expiry() -> None:
+    meta = field(1, b"") + field(7, 0) + field(11, field(1, b"a") + field(2, b"b"))
+    spec = field(1, b"one") + field(1, b"two") + field(4, 1200)
+    body = envelope("authentication.k8s.io/v1", "TokenRequest", field(1, meta) + field(2, spec))
+    assert protobuf.decode(body, "TokenRequest") == {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "metadata": {"labels": {"a": "b"}},
+        "spec": {"audiences": ["one", "two"], "expirationSeconds": 1200}}
+
+
+def test_secret_bytes_become_base64_and_empty_strings_vanish() -> None:
+    meta = field(1, b"s") + field(2, b"") + field(3, b"ns")
+    entry = field(1, b"k") + field(2, b"\x00\xff")
+    body = envelope("v1", "Secret", field(1, meta) + field(2, entry) + field(3, b"Opaque"))
+    assert protobuf.decode(body, "Secret") == {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "ns"},
+        "data": {"k": "AP8="}, "type": "Opaque"}
+
+
+def test_other_kinds_and_garbage_are_refused() -> None:
+    body = envelope("apps/v1", "Deployment", field(1, field(1, b"d")))
+    with pytest.raises(protobuf.Unsupported):
+        protobuf.decode(body, "Deployment")
+    with pytest.raises(protobuf.Unsupported):
+        protobuf.decode(body, "Secret")
+    with pytest.raises(protobuf.Unsupported):
+        protobuf.decode(b"{}", "Secret")
+    with pytest.raises(protobuf.Unsupported):
+        protobuf.decode(protobuf.MAGIC + b"\x0a\xff", "Secret")
