@@ -286,6 +286,26 @@ def test_join_then_flannel_makes_nodes_ready_and_rejoin_works(lab: Lab, tmp_path
     assert waited.returncode == 0, waited.stderr
 
 
+def test_expired_token_does_not_join(lab: Lab) -> None:
+    out = lab.cp.kubeadm("token", "create", "--ttl", "1s", "--print-join-command")
+    assert out.returncode == 0, out.stderr
+    time.sleep(2)
+    w = lab.workers[1]
+    joined = w.kubeadm(*out.stdout.split()[1:], "--node-name", "w9",
+                       "--ignore-preflight-errors=all")
+    assert joined.returncode == 1
+    assert "is invalid for this cluster or it has expired" in joined.stderr
+
+
+def test_kubernetes_version_newer_than_kubeadm_is_refused(tmp_path: Path) -> None:
+    node = Node("v", tmp_path, NODE_SOURCE.parent)
+    out = subprocess.run([node_python(), "-m", "node.kubeadm", "init",
+                          "--kubernetes-version", "v1.35.0"], env=node.env(),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "control plane version <= v1.34.1" in out.stderr
+
+
 def test_token_list_and_version(lab: Lab) -> None:
     listed = lab.cp.kubeadm("token", "list")
     assert listed.returncode == 0

@@ -105,6 +105,23 @@ def join_command(endpoint: str, token: str, ca_cert: bytes) -> str:
 
 # ---- init ----
 
+def check_version(wanted: str) -> None:
+    """--kubernetes-version: this kubeadm deploys its own minor (or one older), never newer."""
+    if not wanted or wanted in ("stable", "latest"):
+        return
+    m = re.fullmatch(r"(?:stable-|latest-)?v?(\d+)\.(\d+)(?:\.(\d+))?", wanted)
+    if not m:
+        raise Fail(f'couldn\'t parse Kubernetes version "{wanted}"')
+    own = tuple(int(x) for x in git_version()[1:].split(".")[:2])
+    asked = (int(m.group(1)), int(m.group(2)))
+    if asked > own:
+        raise Fail(f"this version of kubeadm only supports deploying clusters with the control "
+                   f"plane version <= {git_version()}. Current version: {wanted}")
+    if asked < (own[0], own[1] - 1):
+        raise Fail(f"this version of kubeadm only supports deploying clusters with the control "
+                   f"plane version >= v{own[0]}.{own[1] - 1}.0. Current version: {wanted}")
+
+
 def _write_manifests(args: argparse.Namespace, address: str) -> None:
     pki_dir = "/etc/kubernetes/pki"
     apiserver = [
@@ -272,6 +289,7 @@ def _addons(client: Client, dns_ip: str) -> None:
 
 def init(args: argparse.Namespace) -> None:
     """`kubeadm init`."""
+    check_version(args.kubernetes_version)
     print(f"[init] Using Kubernetes version: {git_version()}")
     print(f"[init] This is the {BANNER}: no control-plane containers are run")
     port = args.apiserver_bind_port
