@@ -36,15 +36,26 @@ class App:
 
     @property
     def console(self) -> Console:
-        """Where human-readable output goes: stderr under --json so stdout stays JSON lines."""
+        """Where results go: stdout, or stderr under --json so stdout stays JSON lines."""
         return Console(stderr=self.json_output, highlight=False)
 
-    def emitter(self, *, live: bool = True, log_name: str | None = None) -> Emitter:
-        """An Emitter wired to --json or the live display, and to per-node log files."""
+    @property
+    def err_console(self) -> Console:
+        """Where progress, summaries and diagnostics go: always stderr."""
+        return Console(stderr=True, highlight=False)
+
+    def emitter(self, *, live: bool = True, log_name: str | None = None,
+                show_steps: bool = True) -> Emitter:
+        """An Emitter wired to --json or the live display, and to per-node log files.
+
+        Progress goes to stderr; nodes' output lines go to stdout. `show_steps=False` prints
+        finished steps only when they fail (or with -v).
+        """
         from pifleet.ui import make_emitter
 
-        return make_emitter(self.console, json_output=self.json_output, verbose=self.verbose,
-                            live=live, log_name=log_name)
+        return make_emitter(self.err_console, Console(highlight=False),
+                            json_output=self.json_output, verbose=self.verbose, live=live,
+                            log_name=log_name, show_steps=show_steps)
 
 
 pass_app = click.make_pass_decorator(App)

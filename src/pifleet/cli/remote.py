@@ -56,7 +56,7 @@ def trust(app: App, nodes: str | None, harden: bool, ask_password: bool,
         password = click.prompt("First-contact SSH password", hide_input=True)
     emit = app.emitter(log_name=fleet.name)
     result = run_trust(fleet, selected, emit, password=password, harden=harden)
-    print_summary(app.console, emit.failures, len(selected), "trust")
+    print_summary(app.err_console, emit.failures, len(selected), "trust")
     return 1 if result.failed else 0
 
 
@@ -78,10 +78,10 @@ def run(app: App, nodes: str | None, timeout: float | None, command: tuple[str, 
         raise BadInput("run: no command given (usage: pifleet run -- CMD)")
     fleet = app.fleet
     selected = fleet.select(_node_list(nodes))
-    emit = app.emitter(log_name=fleet.name)
+    emit = app.emitter(log_name=fleet.name, show_steps=False)
     result = run_command(fleet, selected, line, emit, timeout=timeout)
     if result.failed:
-        print_summary(app.console, emit.failures, len(selected), "run")
+        print_summary(app.err_console, emit.failures, len(selected), "run")
     return 1 if result.failed else 0
 
 

@@ -131,7 +131,7 @@ class _Reporter(BaseStateCallback):
             meta = state.get_op_data_for_host(host, op_hash).operation_meta
             duration = time.monotonic() - began
             if meta.did_succeed(_raise_if_not_complete=False):
-                changed = meta.did_change()
+                changed = meta.did_change() and op_hash not in self.phase.checks
                 self.phase.outcome(host.name).changed |= changed
                 self.phase.emit.emit(host.name, self.phase.name, step, Status.OK,
                                      changed=changed, duration=duration)
@@ -161,6 +161,7 @@ class Phase:
         self.targets = {t.name: t for t in targets}
         self.result = PhaseResult({n: NodeOutcome() for n in self.targets})
         self._steps: dict[str, str] = {}
+        self.checks: set[str] = set()
         inventory = Inventory(([(t.name, t.host_data()) for t in self.targets.values()], {}))
         config = Config(CONNECT_TIMEOUT=connect_timeout, FAIL_PERCENT=None)
         self.state = State(inventory, config)
@@ -204,8 +205,10 @@ class Phase:
         return [n for n in connected if self.outcome(n).ok]
 
     def add(self, step: str, operation: Callable[..., Any], *args: Any,
-            nodes: Iterable[str] | None = None, **kwargs: Any) -> None:
+            nodes: Iterable[str] | None = None, check: bool = False, **kwargs: Any) -> None:
         """Add `operation` under the step name `step`, on `nodes` (all active by default).
+
+        `check` marks a step that only verifies something: it never reports a change.
 
         pyinfra runs an operation's fact gathering while adding it; a node whose facts fail
         is marked failed here and left out of the rest of the phase.
@@ -221,6 +224,8 @@ class Phase:
                 continue
             for meta in results.values():
                 self._steps[meta._hash] = step
+                if check:
+                    self.checks.add(meta._hash)
 
     def run(self) -> PhaseResult:
         """Run the added operations on every node in parallel, then disconnect."""

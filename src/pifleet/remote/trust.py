@@ -61,7 +61,7 @@ def trust(fleet: Fleet, nodes: list[Node], emit: Emitter, *, password: str | Non
 
     verify = Phase(PHASE, [key_target(fleet, fleet.node(n)) for n in result.succeeded], emit)
     verify.connect()
-    verify.add("key login and sudo", server.shell, commands=["sudo -n true"])
+    verify.add("key login and sudo", server.shell, commands=["sudo -n true"], check=True)
     if harden:
         _add_hardening(fleet, verify)
     verified = verify.run()

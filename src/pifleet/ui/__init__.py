@@ -12,17 +12,19 @@ from pifleet.ui.logfiles import NodeLogs, state_dir
 __all__ = ["JsonLines", "LiveDisplay", "NodeLogs", "make_emitter", "state_dir"]
 
 
-def make_emitter(console: Console, *, json_output: bool, verbose: int = 0, live: bool = True,
-                 log_name: str | None = None) -> Emitter:
+def make_emitter(progress: Console, output: Console, *, json_output: bool, verbose: int = 0,
+                 live: bool = True, log_name: str | None = None,
+                 show_steps: bool = True) -> Emitter:
     """An Emitter for a command: JSON lines or the live display, plus per-node logs.
 
+    `progress` receives the live table and step lines, `output` the nodes' output lines.
     `log_name` names the log folder (the fleet's name); None writes no log files.
     """
     emitter = Emitter()
     if json_output:
         emitter.add(JsonLines())
     elif live:
-        emitter.add(LiveDisplay(console, verbose=verbose))
+        emitter.add(LiveDisplay(progress, output, verbose=verbose, show_steps=show_steps))
     if log_name:
         emitter.add(NodeLogs(log_name))
     return emitter

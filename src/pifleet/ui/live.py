@@ -41,18 +41,23 @@ class LiveDisplay:
     """A sink for humans.
 
     On a terminal, a live table shows each node's current step; finished steps are printed
-    above it (failures always, the rest with -v). Off a terminal, one line per finished step.
-    Output lines (`Status.OUTPUT`) are printed whole as `NAME: line`, never wrapped or cut.
+    above it (failures always, the rest with -v). Off a terminal, one line per finished step
+    (with `show_steps`; otherwise failures only). Output lines (`Status.OUTPUT`) go to the
+    `output` console, printed whole as `NAME: line`, never wrapped or cut.
     """
 
-    def __init__(self, console: Console, verbose: int = 0) -> None:
+    def __init__(self, console: Console, output: Console | None = None, verbose: int = 0,
+                 show_steps: bool = True) -> None:
         self.console = console
+        self.output = output or console
         self.verbose = verbose
+        self.show_steps = show_steps
         self.current: dict[str, Event] = {}
         self.live: Live | None = None
 
-    def _print(self, text: Text) -> None:
-        self.console.print(text, soft_wrap=True, crop=False, overflow="ignore", highlight=False)
+    @staticmethod
+    def _print(console: Console, text: Text) -> None:
+        console.print(text, soft_wrap=True, crop=False, overflow="ignore", highlight=False)
 
     def _table(self) -> Table:
         table = Table(box=None, show_header=False, pad_edge=False)
@@ -63,7 +68,7 @@ class LiveDisplay:
 
     def __call__(self, event: Event) -> None:
         if event.status is Status.OUTPUT:
-            self._print(format_output_line(event.node, event.message))
+            self._print(self.output, format_output_line(event.node, event.message))
             return
         key = event.node or "local"
         if event.status is Status.START:
@@ -72,9 +77,9 @@ class LiveDisplay:
             return
         self.current.pop(key, None)
         if event.status in (Status.FAILED, Status.INFO) or self.verbose or (
-            self.live is None and not self.console.is_terminal
+            self.show_steps and not self.console.is_terminal
         ):
-            self._print(format_event(event))
+            self._print(self.console, format_event(event))
         self._refresh()
 
     def _refresh(self) -> None:
