@@ -18,6 +18,7 @@ import pytest
 from pifleet.events import Emitter, Status
 from pifleet.fleet import load_fleet
 from pifleet.sandbox import Sandbox, down, list_sandboxes, up
+from pifleet.sandbox.hostservices import APT_PROXY_PORT, port_open
 
 SSHRun = Callable[[str, str], tuple[int, str, str]]
 
@@ -140,6 +141,28 @@ def test_up_again_keeps_the_running_sandbox(sandbox: Sandbox) -> None:
                     for n in sandbox.node_names}
     listed = [s for s in list_sandboxes() if s.directory == sandbox.directory]
     assert len(listed) == 1 and listed[0].state == "running"
+
+
+def test_two_sandboxes_coexist(sandbox: Sandbox, node_ssh: SSHRun, tmp_path: Path) -> None:
+    """A second sandbox gets its own names and /24; the shared proxy serves both, and outlives
+    the second one's `down`."""
+    other_dir = tmp_path / "second"
+    try:
+        other = up(other_dir, 1, "native", Emitter())
+        assert other.bridge != sandbox.bridge and other.network != sandbox.network
+        assert other.nodes[0].netns != sandbox.nodes[0].netns
+        for address in (sandbox.bridge_address, other.bridge_address):
+            assert port_open(address, APT_PROXY_PORT)
+        # No path from one sandbox into the other.
+        status, _, _ = node_ssh(other.nodes[0].address,
+                                f"timeout 3 bash -c 'exec 3<>/dev/tcp/{sandbox.nodes[0].address}"
+                                "/22'")
+        assert status != 0
+    finally:
+        down(other_dir, Emitter())
+    assert port_open(sandbox.bridge_address, APT_PROXY_PORT)
+    status, out, _ = node_ssh(sandbox.nodes[0].address, "hostname")
+    assert status == 0 and out.strip() == sandbox.nodes[0].name
 
 
 def test_reboot_gives_a_new_boot(sandbox: Sandbox, node_ssh: SSHRun) -> None:

@@ -43,8 +43,15 @@ def enter(machine: str, pid: int | None = None, mountinfo: Path = MOUNTINFO) -> 
     """Move `pid` (default: this process) into the node's own cgroups. Returns them."""
     groups = node_groups(machine, mountinfo)
     for group in groups:
-        group.mkdir(parents=True, exist_ok=True)
-        (group / "cgroup.procs").write_text(f"{pid or os.getpid()}\n")
+        for attempt in range(5):
+            try:
+                group.mkdir(parents=True, exist_ok=True)
+                (group / "cgroup.procs").write_text(f"{pid or os.getpid()}\n")
+                break
+            except FileNotFoundError:
+                # The shared parent went away under us (the last sandbox's `down`): again.
+                if attempt == 4:
+                    raise
     return groups
 
 
@@ -65,6 +72,11 @@ def remove(prefix: str, mountinfo: Path = MOUNTINFO) -> list[Path]:
                     os.rmdir(folder)
                 except OSError:
                     left.append(Path(folder))
-        with contextlib.suppress(OSError):
-            parent.rmdir()  # only succeeds when no other sandbox has nodes
     return left
+
+
+def remove_parent(mountinfo: Path = MOUNTINFO) -> None:
+    """Delete the shared parent groups if empty (when the last sandbox goes down)."""
+    for mount in tracking_hierarchies(mountinfo.read_text()):
+        with contextlib.suppress(OSError):
+            (mount / PARENT).rmdir()

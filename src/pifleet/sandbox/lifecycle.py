@@ -235,14 +235,14 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
     password_hash = nodefiles.hash_password(nodefiles.PASSWORD)
     node_sources = sources.node_sources(mirror, rootfs.SUITE, sources.host_security_uri())
     apt_settings = tuple(sources.host_apt_settings())
-    failed: list[str] = []
+    failed: dict[str, str] = {}
 
     def start(index: int) -> None:
         node = sandbox.nodes[index]
         try:
             _start_node(record, sandbox, index, password_hash, node_sources, apt_settings, emit)
-        except Exception:
-            failed.append(node.name)
+        except Exception as exc:  # reported by its step; the other nodes go on
+            failed[node.name] = str(exc) or type(exc).__name__
 
     # Two threads: key generation and process starts are CPU-bound on small machines.
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -263,14 +263,16 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
                     tail = _console_tail(directory, node.name)
                     raise Failed(f"{exc}; console: {tail}" if tail else str(exc)) from None
                 step.message = f"{node.address}:22"
-        except Failed:
-            failed.append(node.name)
+        except Failed as exc:
+            failed[node.name] = str(exc)
 
     with ThreadPoolExecutor(max_workers=min(32, len(sandbox.nodes))) as pool:
         list(pool.map(wait, range(len(sandbox.nodes))))
     if failed:
+        first = sorted(failed)[0]
         raise Failed(f"sandbox nodes did not come up: {', '.join(sorted(failed))} "
-                     f"(console logs under {state_dir(directory) / 'nodes'})")
+                     f"({first}: {failed[first]}; console logs under "
+                     f"{state_dir(directory) / 'nodes'})")
     return sandbox
 
 
@@ -402,6 +404,7 @@ def _down_locked(directory: Path, names: Names, record: Record | None, emit: Emi
             if not _live_bridge_addresses(names.ident):
                 step.changed |= hostservices.stop_apt_proxy()
                 step.changed |= hostlimits.restore() is not None
+                cgroups.remove_parent()
         changed |= step.changed
     with emit.step(None, PHASE, "remove files") as step:
         gone = []

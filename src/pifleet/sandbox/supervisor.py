@@ -87,6 +87,8 @@ class Supervisor:
     def _status(self, state: str, **extra: object) -> None:
         data = {"state": state, "boots": self.boots, "pid": os.getpid(), "time": time.time(),
                 **extra}
+        if state == "failed":
+            print(f"pifleet-supervisor: {self.run.name}: {extra.get('message')}", flush=True)
         tmp = Path(self.run.status + ".tmp")
         tmp.write_text(json.dumps(data) + "\n")
         os.replace(tmp, self.run.status)
