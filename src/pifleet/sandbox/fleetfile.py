@@ -9,12 +9,8 @@ import yaml
 
 from pifleet.fleet.model import Fleet
 from pifleet.sandbox.fsutil import write_file
+from pifleet.sandbox.kube import repository_templates
 from pifleet.sandbox.state import Sandbox
-
-# The sandbox's Kubernetes stand-in repository is served from DIR/packages, laid out like
-# pkgs.k8s.io (one repository per minor), so only the host part of the URLs differs.
-REPOSITORY_PATH = "core:/stable:/v{minor}/deb/"
-KEY_PATH = "core:/stable:/v{minor}/deb/Release.key"
 
 HEADER = """\
 # Fleet of virtual Raspberry Pis made by `pifleet sandbox up` in this folder.
@@ -32,14 +28,17 @@ def is_ours(path: Path) -> bool:
 
 def fleet_data(sandbox: Sandbox, mirror: str | None) -> dict[str, Any]:
     """The fleet file's content as plain data."""
+    # The stand-in's repository is served from DIR/packages, laid out like pkgs.k8s.io, so
+    # only the host part of the URLs differs from the real ones.
+    repository, key = repository_templates(sandbox.packages_url)
     return {
         "name": f"sandbox-{sandbox.ident}",
         "nodes": [{"name": n.name, "address": n.address, "role": n.role}
                   for n in sandbox.nodes],
         "ssh": {"user": sandbox.ssh_user, "password": sandbox.ssh_password},
         "kubernetes": {
-            "package_repository": f"{sandbox.packages_url}/{REPOSITORY_PATH}",
-            "package_key_url": f"{sandbox.packages_url}/{KEY_PATH}",
+            "package_repository": repository,
+            "package_key_url": key,
         },
         "apt": {"mirror": mirror, "proxy": sandbox.apt_proxy_url},
     }

@@ -44,6 +44,16 @@ def missing_packages() -> list[str]:
     return sorted({pkg for cmd, pkg in REQUIRED.items() if _which(cmd) is None})
 
 
+def missing_debs(packages: tuple[str, ...]) -> list[str]:
+    """Those of the Debian `packages` that dpkg does not list as installed."""
+    missing = []
+    for package in packages:
+        proc = run(["dpkg-query", "-W", "-f=${Status}", package], check=False)
+        if "install ok installed" not in proc.stdout:
+            missing.append(package)
+    return missing
+
+
 def ensure_sbin_on_path() -> None:
     """Make sure the sbin folders are searched (commands like `ip` live there)."""
     parts = os.environ.get("PATH", "").split(":")

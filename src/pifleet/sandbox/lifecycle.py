@@ -129,6 +129,17 @@ def _nodes_on_machine() -> int:
     return total
 
 
+def _prune_registry(emit: Emitter) -> None:
+    """Forget sandboxes with neither a state file nor a bridge (their folder was deleted after
+    a crash and the machine rebooted, say): they hold an address block for nothing."""
+    bridges = set(network.sandbox_bridges())
+    for entry in registry.entries():
+        if load(Path(entry.directory)) is None and Names(entry.ident).bridge not in bridges:
+            registry.unregister(entry.ident)
+            emit.emit(None, PHASE, "leftovers", Status.INFO, changed=True,
+                      message=f"forgot the vanished sandbox of {entry.directory}")
+
+
 def _choose_slot(names: Names, record: Record | None) -> int:
     """Keep the recorded slot; otherwise the first free one (machine lock held)."""
     others = {e.slot for e in registry.entries() if e.ident != names.ident}
@@ -172,16 +183,23 @@ def up(directory: Path, count: int, arch: str = "native", emit: Emitter | None =
     if record is None and fleet_path.exists() and not fleetfile.is_ours(fleet_path):
         raise BadInput(f"{fleet_path} exists and was not written by `sandbox up`: "
                        "choose another --dir")
-    hostcheck.ensure_sbin_on_path()
-    with emit.step(None, PHASE, "host packages") as step:
-        missing = hostcheck.missing_packages()
-        hostcheck.install_packages(missing)
-        step.changed = bool(missing)
-        step.message = f"installed {' '.join(missing)}" if missing else "present"
     try:
         mirror = sources.host_mirror()
     except LookupError as exc:
         raise BadInput(str(exc)) from exc
+    hostcheck.ensure_sbin_on_path()
+    with emit.step(None, PHASE, "host packages") as step:
+        missing = hostcheck.missing_packages()
+        if deb_arch != rootfs.native_arch():
+            missing += hostcheck.missing_debs(rootfs.FOREIGN_PACKAGES)
+        hostcheck.install_packages(missing)
+        step.changed = bool(missing)
+        step.message = f"installed {' '.join(missing)}" if missing else "present"
+    if deb_arch != rootfs.native_arch():
+        with emit.step(None, PHASE, f"{deb_arch} emulation") as step:
+            done = rootfs.enable_foreign_arch(deb_arch)
+            step.changed = bool(done)
+            step.message = "; ".join(done) or "ready"
 
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
@@ -200,6 +218,7 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
         step.message = str(base)
 
     with emit.step(None, PHASE, "network") as step, registry.machine_lock():
+        _prune_registry(emit)
         slot = _choose_slot(names, record)
         if record is None:
             record = Record(directory=str(directory), ident=names.ident, slot=slot, arch=arch,

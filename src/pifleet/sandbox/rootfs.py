@@ -94,22 +94,47 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def check_foreign_arch(arch: str) -> None:
-    """BadInput unless this machine can run `arch` binaries through qemu-user (binfmt)."""
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+FOREIGN_PACKAGES = ("qemu-user-static", "binfmt-support")
+
+
+def foreign_arch_ready(arch: str) -> bool:
+    """True when this machine runs `arch` programs through qemu-user in any container.
+
+    That needs the binfmt_misc entry enabled with flag F (fix binary): the kernel then opens
+    the emulator once, outside any container, so nodes need no emulator of their own.
+    """
     if arch == native_arch():
-        return
-    name = QEMU_BINFMT.get(arch)
-    entry = Path("/proc/sys/fs/binfmt_misc") / (name or "none")
-    if name and not entry.exists() and Path("/usr/sbin/update-binfmts").exists():
-        run(["update-binfmts", "--enable", name], check=False)
-    if not name or not entry.exists():
-        raise BadInput(f"--arch {arch} needs qemu-user-static registered with binfmt_misc: "
-                       f"apt-get install qemu-user-static binfmt-support && "
-                       f"update-binfmts --enable {name}")
+        return True
+    entry = BINFMT_DIR / QEMU_BINFMT.get(arch, "none")
+    if not entry.exists():
+        return False
     text = entry.read_text()
-    if "enabled" not in text.splitlines()[0] or "F" not in _flags(text):
-        raise BadInput(f"{entry} must be enabled with flag F (fix binary) so containers "
-                       f"can run {arch} programs: update-binfmts --enable {name}")
+    return text.splitlines()[0].strip() == "enabled" and "F" in _flags(text)
+
+
+def enable_foreign_arch(arch: str) -> list[str]:
+    """Make `arch` runnable here (qemu-user-static + binfmt_misc). Returns what was done.
+
+    Raises BadInput, saying exactly what to run, when it cannot be done automatically.
+    """
+    name = QEMU_BINFMT.get(arch)
+    if name is None:
+        raise BadInput(f"--arch {arch}: no emulator known for it (choose native or arm64)")
+    done: list[str] = []
+    if foreign_arch_ready(arch):
+        return done
+    if not (BINFMT_DIR / "register").exists():
+        run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)])
+        done.append(f"mounted binfmt_misc on {BINFMT_DIR}")
+    if Path("/usr/sbin/update-binfmts").exists():
+        run(["update-binfmts", "--enable", name], check=False)
+        done.append(f"update-binfmts --enable {name}")
+    if not foreign_arch_ready(arch):
+        raise BadInput(f"--arch {arch} needs qemu-user-static registered with binfmt_misc and "
+                       f"flag F: apt-get install {' '.join(FOREIGN_PACKAGES)} && "
+                       f"update-binfmts --enable {name}")
+    return done
 
 
 def _flags(binfmt_entry: str) -> str:
@@ -124,7 +149,8 @@ def ensure_base(arch: str, mirror: Mirror, log: Path | None = None) -> tuple[Pat
     final = base_path(arch)
     if final.is_dir():
         return final, False
-    check_foreign_arch(arch)
+    if not foreign_arch_ready(arch):
+        raise BadInput(f"--arch {arch}: this machine cannot run {arch} programs yet")
     with _locked(final.parent / ".lock"):
         if final.is_dir():  # another `up` built it while we waited
             return final, False
