@@ -7,6 +7,7 @@ problem is BadInput: nothing was changed), `execute` writes.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -133,7 +134,8 @@ def execute(checked: Plan, emitter: Emitter, progress: Progress | None = None
                                                                     request.boots, strict=True)]
     fds = [checks.open_target(t) for t in checked.targets]
     try:
-        sinks = [writer.Sink(fd, t.path, t.is_device, sparse=not t.is_device)
+        sinks = [writer.Sink(fd, t.path, t.is_device, sparse=not t.is_device,
+                             zeroout=t.is_device and sys.platform.startswith("linux"))
                  for fd, t in zip(fds, checked.targets, strict=True)]
         try:
             written = _write(checked, sinks, emitter, results, progress)

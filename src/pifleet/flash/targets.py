@@ -13,8 +13,10 @@ import stat
 import struct
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from pifleet.errors import BadInput
 from pifleet.flash import devices
@@ -22,6 +24,7 @@ from pifleet.flash.devices import Disk
 
 BLKROGET = 0x125E
 BLKGETSIZE64 = 0x80081272
+BUSY_WAIT = 3.0
 
 
 @dataclass
@@ -175,10 +178,20 @@ def open_target(target: Target) -> int:
         flags = os.O_RDWR | (os.O_EXCL if sys.platform != "darwin" else 0)
     else:
         flags = os.O_RDWR | os.O_CREAT
-    try:
-        return os.open(target.path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
-    except OSError as exc:
-        if exc.errno == errno.EBUSY:
-            raise BadInput(f"{target.path}: busy (mounted or held open by another program)"
-                           ) from exc
-        raise BadInput(f"{target.path}: cannot open: {exc.strerror}") from exc
+    deadline = time.monotonic() + (BUSY_WAIT if target.is_device else 0)
+    while True:
+        try:
+            return os.open(target.path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as exc:
+            # Just after an unmount (or a udev probe) the kernel can hold the disk for a moment.
+            if exc.errno == errno.EBUSY and time.monotonic() < deadline:
+                time.sleep(0.1)
+                continue
+            _open_failed(target, exc)
+
+
+def _open_failed(target: Target, exc: OSError) -> NoReturn:
+    if exc.errno == errno.EBUSY:
+        raise BadInput(f"{target.path}: busy (mounted or held open by another program)"
+                       ) from exc
+    raise BadInput(f"{target.path}: cannot open: {exc.strerror}") from exc

@@ -8,9 +8,11 @@ writes (lzma, zlib, hashlib and os.pwrite all release the GIL).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import queue
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +26,7 @@ HEAD = 1024 * 1024
 SYNC_STEP = 256 * 1024 * 1024
 ZEROS = bytes(4 * 1024 * 1024)
 QUEUE_DEPTH = 4
+BLKZEROOUT = 0x127F  # _IO(0x12, 127), Linux
 
 Progress = Callable[[int, int | None], None]
 
@@ -41,6 +44,7 @@ class Sink:
     is_device: bool
     sparse: bool = False
     since_sync: int = 0
+    zeroout: bool = True  # try BLKZEROOUT for zero blocks on a device (off after a refusal)
 
 
 @dataclass
@@ -274,7 +278,8 @@ def _write(pool: ThreadPoolExecutor, sinks: list[Sink], offset: int, data: bytes
            skip_zero: bool) -> list[Future[None]]:
     """Start writing `data` at `offset` to every sink; the caller waits on the futures."""
     def one(sink: Sink) -> None:
-        if skip_zero and sink.sparse and data == ZEROS[: len(data)]:
+        if (skip_zero and (sink.sparse or sink.zeroout) and data == ZEROS[: len(data)]
+                and (sink.sparse or _zero_out(sink, offset, len(data)))):
             return
         _pwrite_all(sink.fd, data, offset)
         sink.since_sync += len(data)
@@ -285,6 +290,29 @@ def _write(pool: ThreadPoolExecutor, sinks: list[Sink], offset: int, data: bytes
             sink.since_sync = 0
 
     return [pool.submit(one, s) for s in sinks]
+
+
+def _zero_out(sink: Sink, offset: int, length: int) -> bool:
+    """Zero a device range with BLKZEROOUT; False if the kernel refuses (then plain writes).
+
+    The kernel guarantees the range reads back as zeros: it uses the device's write-zeroes
+    command where there is one and writes zero pages itself otherwise, so this is safe on a
+    used card, unlike skipping zero blocks (facts.md section 6).
+    """
+    if not sink.is_device or length < 1024 * 1024:
+        return False
+    start = -(-offset // 4096) * 4096
+    end = (offset + length) // 4096 * 4096
+    try:
+        if start > offset:
+            _pwrite_all(sink.fd, bytes(start - offset), offset)
+        fcntl.ioctl(sink.fd, BLKZEROOUT, struct.pack("QQ", start, end - start))
+        if end < offset + length:
+            _pwrite_all(sink.fd, bytes(offset + length - end), end)
+    except OSError:
+        sink.zeroout = False
+        return False
+    return True
 
 
 def _wait(pending: list[Future[None]]) -> None:
