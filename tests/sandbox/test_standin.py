@@ -1,0 +1,330 @@
+"""The Kubernetes stand-in on a 3-node sandbox, driven only by shell commands on the nodes.
+
+Install containerd from Debian and kubeadm/kubelet/kubectl from the served, signed repository;
+init, join (also with a wrong token and a wrong hash), kubectl from this machine, a flannel-like
+DaemonSet making the nodes Ready, a TokenRequest token, reset and join again, and a node whose
+kubelet stops going NotReady.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pifleet.sandbox import Sandbox
+from pifleet.sandbox.kube import build_repository, repo_dir
+from pifleet.sandbox.kube.node import pki
+
+pytestmark = pytest.mark.sandbox
+MINOR = "1.34"
+KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
+SSHRun = Callable[[str, str], tuple[int, str, str]]
+
+FLANNEL_LIKE = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: kube-flannel}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: flannel, namespace: kube-flannel}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: kube-flannel-cfg, namespace: kube-flannel}
+data:
+  cni-conf.json: |
+    {"name": "cbr0", "cniVersion": "0.3.1",
+     "plugins": [{"type": "flannel", "delegate": {"hairpinMode": true,
+                  "isDefaultGateway": true}},
+                 {"type": "portmap", "capabilities": {"portMappings": true}}]}
+  net-conf.json: '{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}'
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: kube-flannel-ds, namespace: kube-flannel}
+spec:
+  selector: {matchLabels: {app: flannel}}
+  template:
+    metadata: {labels: {app: flannel}}
+    spec:
+      hostNetwork: true
+      serviceAccountName: flannel
+      tolerations: [{operator: Exists, effect: NoSchedule}]
+      initContainers:
+      - name: install-cni
+        image: ghcr.io/flannel-io/flannel:v0.28.0
+        command: [cp]
+        args: [-f, /etc/kube-flannel/cni-conf.json, /etc/cni/net.d/10-flannel.conflist]
+        volumeMounts:
+        - {name: cni, mountPath: /etc/cni/net.d}
+        - {name: flannel-cfg, mountPath: /etc/kube-flannel/}
+      containers:
+      - name: kube-flannel
+        image: ghcr.io/flannel-io/flannel:v0.28.0
+        args: [--ip-masq, --kube-subnet-mgr]
+      volumes:
+      - {name: cni, hostPath: {path: /etc/cni/net.d}}
+      - {name: flannel-cfg, configMap: {name: kube-flannel-cfg}}
+"""
+
+
+def sudo(command: str) -> str:
+    """A root shell command line for the sandbox user (sudo asks for the password)."""
+    return f"echo hypriot | sudo -S -p '' sh -c {shlex.quote(command)}"
+
+
+@pytest.fixture(scope="module")
+def cluster(sandbox: Sandbox, node_ssh: SSHRun, tmp_path_factory: pytest.TempPathFactory
+            ) -> dict[str, object]:
+    """Nodes with containerd and the stand-in packages installed, `kubeadm init` done."""
+    if not repo_dir(sandbox.packages_dir, MINOR).exists():
+        # `sandbox up` does not build the repository yet: put it where the server serves.
+        build_repository(sandbox.packages_dir)
+    fleet = yaml.safe_load(Path(sandbox.fleet_path).read_text())
+    repo = fleet["kubernetes"]["package_repository"].format(minor=MINOR)
+    key = fleet["kubernetes"]["package_key_url"].format(minor=MINOR)
+    # The apt proxy is shared by every sandbox on the machine and restarts when one starts:
+    # retry apt steps a few times rather than fail on a refused connection.
+    apt = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=3"
+    retry = "for i in 1 2 3 4 5; do {} && break; sleep 5; done && {}"
+    install = " && ".join([
+        "sysctl -qw net.ipv4.ip_forward=1",
+        retry.format(f"{apt} update", f"{apt} update"),
+        retry.format(f"{apt} -y install containerd", f"{apt} -y install containerd"),
+        "mkdir -p -m 755 /etc/apt/keyrings",
+        f"curl -fsSL {shlex.quote(key)} | gpg --batch --yes --dearmor -o {KEYRING}",
+        f"echo 'deb [signed-by={KEYRING}] {repo} /' > /etc/apt/sources.list.d/kubernetes.list",
+        retry.format(f"{apt} update", f"{apt} update"),
+        retry.format(f"{apt} -y install kubelet kubeadm kubectl",
+                     f"{apt} -y install kubelet kubeadm kubectl"),
+        "apt-mark hold kubelet kubeadm kubectl",
+    ])
+
+    def prepare(address: str) -> tuple[int, str, str]:
+        return node_ssh(address, sudo(install))
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(prepare, [n.address for n in sandbox.nodes]))
+    for node, (status, out, err) in zip(sandbox.nodes, results, strict=True):
+        assert status == 0, f"{node.name}: {out[-2000:]}\n{err[-2000:]}"
+    cp = sandbox.nodes[0]
+    status, out, err = node_ssh(cp.address, sudo("kubeadm init --pod-network-cidr "
+                                                 "10.244.0.0/16"))
+    assert status == 0, out + err
+    status, admin, _ = node_ssh(cp.address, sudo("cat /etc/kubernetes/admin.conf"))
+    assert status == 0
+    kubeconfig = tmp_path_factory.mktemp("kube") / "admin.conf"
+    kubeconfig.touch(mode=0o600)
+    kubeconfig.write_text(admin)
+    return {"init": out, "kubeconfig": kubeconfig}
+
+
+def kubectl(cluster: dict[str, object], *args: str,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The machine's real kubectl with the cluster's admin.conf."""
+    tool = shutil.which("kubectl")
+    if tool is None:
+        pytest.skip("no kubectl on this machine")
+    result = subprocess.run([tool, "--kubeconfig", str(cluster["kubeconfig"]), *args],
+                            capture_output=True, text=True, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def join_command(sandbox: Sandbox, node_ssh: SSHRun) -> str:
+    status, out, err = node_ssh(sandbox.nodes[0].address,
+                                sudo("kubeadm token create --print-join-command"))
+    assert status == 0, err
+    assert out.startswith("kubeadm join ")
+    return out.strip()
+
+
+def node_states(cluster: dict[str, object]) -> dict[str, str]:
+    out = kubectl(cluster, "get", "nodes", "--no-headers").stdout
+    return {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
+
+
+def test_packages_come_from_the_signed_repository(sandbox: Sandbox, node_ssh: SSHRun,
+                                                  cluster: dict[str, object]) -> None:
+    status, out, _ = node_ssh(sandbox.nodes[1].address,
+                              "apt-cache policy kubeadm; kubeadm version -o short; "
+                              "apt-mark showhold")
+    assert status == 0
+    assert "Installed: 1.34.1-1.1" in out and ":8080/core:/stable:/v1.34/deb" in out
+    assert "v1.34.1" in out.split()
+    assert {"kubeadm", "kubelet", "kubectl"} <= set(out.split())
+
+
+def test_init_prints_join_command_with_the_real_ca_hash(sandbox: Sandbox, node_ssh: SSHRun,
+                                                        cluster: dict[str, object]) -> None:
+    out = str(cluster["init"])
+    assert "Your Kubernetes control-plane has initialized successfully!" in out
+    assert "stand-in" in out
+    m = re.search(r"kubeadm join (\S+) --token ([a-z0-9]{6}\.[a-z0-9]{16}) \\\n\s*"
+                  r"--discovery-token-ca-cert-hash sha256:([0-9a-f]{64})", out)
+    assert m, out
+    assert m.group(1) == f"{sandbox.nodes[0].address}:6443"
+    status, ca, _ = node_ssh(sandbox.nodes[0].address, "cat /etc/kubernetes/pki/ca.crt")
+    assert status == 0
+    # Independently, with openssl, as the kubeadm documentation shows.
+    digest = subprocess.run(
+        "openssl x509 -pubkey -noout | openssl rsa -pubin -outform der 2>/dev/null "
+        "| openssl dgst -sha256 -hex | sed 's/^.* //'", shell=True, input=ca,
+        capture_output=True, text=True, check=True).stdout.strip()
+    assert m.group(3) == digest == pki.ca_hash(ca.encode())[7:]
+
+
+def test_second_init_fails_preflight(sandbox: Sandbox, node_ssh: SSHRun,
+                                     cluster: dict[str, object]) -> None:
+    status, _, err = node_ssh(sandbox.nodes[0].address, sudo("kubeadm init"))
+    assert status == 1
+    assert "[ERROR FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml]" in err
+    assert "[ERROR Port-6443]: Port 6443 is in use" in err
+    assert "[ERROR Port-10250]: Port 10250 is in use" in err
+
+
+def test_wrong_hash_and_wrong_token_fail(sandbox: Sandbox, node_ssh: SSHRun,
+                                         cluster: dict[str, object]) -> None:
+    join = join_command(sandbox, node_ssh)
+    worker = sandbox.nodes[1].address
+    bad_hash = re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "1" * 64, join)
+    started = time.monotonic()
+    status, _, err = node_ssh(worker, sudo(bad_hash))
+    assert status == 1 and time.monotonic() - started < 20, err
+    assert "none of the public keys" in err
+    bad_token = re.sub(r"--token \S+", "--token abcdef.0123456789abcdef", join)
+    # The real kubeadm retries discovery for minutes; shorten it, it must still never succeed.
+    status, _, err = node_ssh(worker, sudo(f"KUBE_STANDIN_DISCOVERY_TIMEOUT=8 {bad_token}"))
+    assert status == 1
+    assert 'token id "abcdef" is invalid for this cluster or it has expired' in err
+    status, _, _ = node_ssh(worker, "test -e /etc/kubernetes/kubelet.conf")
+    assert status != 0
+
+
+def test_join_and_kubectl_from_this_machine_lists_three_notready(
+        sandbox: Sandbox, node_ssh: SSHRun, cluster: dict[str, object]) -> None:
+    join = join_command(sandbox, node_ssh)
+    for node in sandbox.nodes[1:]:
+        status, out, err = node_ssh(node.address, sudo(join))
+        assert status == 0, out + err
+        assert "This node has joined the cluster:" in out
+    assert node_states(cluster) == dict.fromkeys(sandbox.node_names, "NotReady")
+    wide = kubectl(cluster, "get", "nodes", "-o", "json").stdout
+    addresses = {i["metadata"]["name"]: i["status"]["addresses"][0]["address"]
+                 for i in json.loads(wide)["items"]}
+    assert addresses == {n.name: n.address for n in sandbox.nodes}
+    ready = json.loads(wide)["items"][0]["status"]["conditions"]
+    message = next(c["message"] for c in ready if c["type"] == "Ready")
+    assert "network not ready" in message and "reason:NetworkPluginNotReady" in message
+
+
+def test_flannel_like_daemonset_makes_nodes_ready(sandbox: Sandbox, node_ssh: SSHRun,
+                                                  cluster: dict[str, object],
+                                                  tmp_path: Path) -> None:
+    manifest = tmp_path / "flannel.yaml"
+    manifest.write_text(FLANNEL_LIKE)
+    kubectl(cluster, "apply", "-f", str(manifest))
+    kubectl(cluster, "wait", "--for=condition=Ready", "node", "--all", "--timeout=90s")
+    assert node_states(cluster) == dict.fromkeys(sandbox.node_names, "Ready")
+    for node in sandbox.nodes:
+        status, out, err = node_ssh(node.address, sudo("cat /etc/cni/net.d/10-flannel.conflist"))
+        assert status == 0 and '"type": "flannel"' in out, err
+    kubectl(cluster, "-n", "kube-system", "rollout", "status", "deployment/coredns",
+            "--timeout=60s")
+    # Debian's kubectl on the control plane sees the same cluster.
+    status, out, err = node_ssh(sandbox.nodes[0].address,
+                                sudo("kubectl --kubeconfig /etc/kubernetes/admin.conf "
+                                     "get nodes"))
+    assert status == 0, err
+    assert out.count(" Ready ") == len(sandbox.nodes)
+
+
+def test_token_request_token_authenticates_kubectl(cluster: dict[str, object],
+                                                   tmp_path: Path) -> None:
+    kubectl(cluster, "create", "serviceaccount", "viewer", "-n", "default")
+    kubectl(cluster, "create", "clusterrolebinding", "viewer", "--clusterrole=view",
+            "--serviceaccount=default:viewer")
+    token = kubectl(cluster, "create", "token", "viewer", "-n", "default",
+                    "--duration=10m").stdout.strip()
+    creds = pki.read_kubeconfig(Path(str(cluster["kubeconfig"])).read_text())
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(creds.ca)
+    tool = shutil.which("kubectl")
+    assert tool is not None
+
+    def as_viewer(token: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([tool, "--kubeconfig", "/dev/null", "--server", creds.server,
+                               "--certificate-authority", str(ca), "--token", token, *args],
+                              capture_output=True, text=True, timeout=60)
+
+    result = as_viewer(token, "get", "nodes")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(" Ready ") == 3
+    secrets = as_viewer(token, "get", "secrets", "-A")
+    assert secrets.returncode != 0 and "forbidden" in secrets.stderr
+    refused = as_viewer(token[:-4] + "AAAA", "get", "nodes")
+    assert refused.returncode != 0 and "Unauthorized" in refused.stderr
+
+
+def test_api_state_survives_a_restart_of_the_service(sandbox: Sandbox, node_ssh: SSHRun,
+                                                     cluster: dict[str, object]) -> None:
+    before = kubectl(cluster, "get", "ds", "-n", "kube-flannel", "kube-flannel-ds", "-o",
+                     "jsonpath={.metadata.uid}").stdout
+    status, _, err = node_ssh(sandbox.nodes[0].address,
+                              sudo("systemctl restart kube-apiserver-standin"))
+    assert status == 0, err
+    deadline = time.monotonic() + 30
+    while kubectl(cluster, "get", "--raw", "/readyz", check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the API server did not come back"
+        time.sleep(1)
+    after = kubectl(cluster, "get", "ds", "-n", "kube-flannel", "kube-flannel-ds", "-o",
+                    "jsonpath={.metadata.uid}").stdout
+    assert before and after == before
+    assert node_states(cluster) == dict.fromkeys(sandbox.node_names, "Ready")
+
+
+def test_reset_then_join_again(sandbox: Sandbox, node_ssh: SSHRun,
+                               cluster: dict[str, object]) -> None:
+    worker = sandbox.nodes[2]
+    status, out, err = node_ssh(worker.address, sudo("kubeadm reset -f"))
+    assert status == 0, err
+    assert "does not clean CNI configuration" in out
+    status, _, _ = node_ssh(worker.address, "test -e /etc/kubernetes/kubelet.conf")
+    assert status != 0
+    status, _, _ = node_ssh(worker.address, sudo("test -e /etc/cni/net.d/10-flannel.conflist"))
+    assert status == 0
+    kubectl(cluster, "delete", "node", worker.name)
+    status, out, err = node_ssh(worker.address, sudo(join_command(sandbox, node_ssh)))
+    assert status == 0, out + err
+    kubectl(cluster, "wait", "--for=condition=Ready", f"node/{worker.name}", "--timeout=60s")
+
+
+def test_stopped_kubelet_makes_the_node_notready(sandbox: Sandbox, node_ssh: SSHRun,
+                                                 cluster: dict[str, object]) -> None:
+    worker = sandbox.nodes[1]
+    status, _, err = node_ssh(worker.address, sudo("systemctl stop kubelet"))
+    assert status == 0, err
+    jsonpath = '{.status.conditions[?(@.type=="Ready")].status}'
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and kubectl(
+            cluster, "get", "node", worker.name, "-o", f"jsonpath={jsonpath}").stdout != "Unknown":
+        time.sleep(5)
+    assert node_states(cluster)[worker.name] == "NotReady"
+    reason = kubectl(cluster, "get", "node", worker.name, "-o",
+                     'jsonpath={.status.conditions[?(@.type=="Ready")].message}').stdout
+    assert reason == "Kubelet stopped posting node status."
+    status, _, err = node_ssh(worker.address, sudo("systemctl start kubelet"))
+    assert status == 0, err
+    kubectl(cluster, "wait", "--for=condition=Ready", f"node/{worker.name}", "--timeout=60s")
