@@ -326,3 +326,43 @@ def test_kubectl_create_commands_send_protobuf_that_is_understood(cluster: Clust
     assert out.returncode != 0 and "Unauthorized" in out.stderr
     refused = cluster.kubectl("create", "deployment", "d", "--image=x", check=False)
     assert refused.returncode != 0 and "protobuf is decoded only for" in refused.stderr
+
+
+@needs_kubectl
+def test_service_account_token_secret_is_filled_and_revocable(cluster: Cluster,
+                                                              tmp_path: Path) -> None:
+    """The legacy token Secret a dashboard manifest asks for gets a working token."""
+    objects = tmp_path / "dashboard-admin.yaml"
+    objects.write_text("""\
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: dash, namespace: default}
+---
+apiVersion: v1
+kind: Secret
+type: kubernetes.io/service-account-token
+metadata:
+  name: dash-token
+  namespace: default
+  annotations: {kubernetes.io/service-account.name: dash}
+""")
+    cluster.kubectl("apply", "-f", str(objects))
+    token = ""
+    for _ in range(30):
+        token = cluster.kubectl("get", "secret", "dash-token", "-o",
+                                "jsonpath={.data.token}").stdout
+        if token:
+            break
+        time.sleep(0.5)
+    import base64
+
+    jwt = base64.b64decode(token).decode()
+    status, doc = cluster.request("GET", "/version", cert=False, token=jwt)
+    assert status == 200
+    status, doc = cluster.request("GET", "/api/v1/namespaces/default/secrets", cert=False,
+                                  token=jwt)
+    assert status == 403 and "system:serviceaccount:default:dash" in str(doc["message"])
+    cluster.kubectl("delete", "secret", "dash-token")
+    status, _ = cluster.request("GET", "/api/v1/namespaces/default/secrets", cert=False,
+                                token=jwt)
+    assert status == 401

@@ -87,8 +87,12 @@ def authenticate(store: Store, cert_subject: tuple[str, list[str]] | None, beare
         info = claims.get("kubernetes.io") or {}
         ns, sa = info.get("namespace", ""), (info.get("serviceaccount") or {})
         live = store.find(SERVICE_ACCOUNTS, ns, sa.get("name", ""))
-        # A token outlives nothing: deleting the ServiceAccount revokes it.
-        if live is not None and live["metadata"]["uid"] == sa.get("uid"):
+        bound = info.get("secret")
+        holder = store.find(SECRETS, ns, bound.get("name", "")) if bound else None
+        # A token outlives nothing: deleting its ServiceAccount (or its Secret) revokes it.
+        if live is not None and live["metadata"]["uid"] == sa.get("uid") and (
+                not bound or (holder is not None and holder["metadata"]["uid"] ==
+                              bound.get("uid"))):
             return User(f"system:serviceaccount:{ns}:{sa['name']}",
                         ("system:serviceaccounts", f"system:serviceaccounts:{ns}",
                          "system:authenticated"))

@@ -59,6 +59,7 @@ def reconcile(api: ApiServer, grace: float) -> None:
     daemonsets(api.store)
     deployments(api.store)
     orphans(api.store)
+    token_secrets(api)
 
 
 def _condition(obj: Obj, kind: str) -> Obj:
@@ -304,3 +305,42 @@ def delete_namespace(store: Store, name: str) -> None:
         if kind.namespaced:
             for obj in store.list(kind, name)[0]:
                 store.delete(kind, name, obj["metadata"]["name"])
+
+
+SECRETS = resources.must("", "v1", "secrets")
+SERVICE_ACCOUNTS = resources.must("", "v1", "serviceaccounts")
+
+
+def token_secrets(api: ApiServer) -> None:
+    """Fill Secrets of type `kubernetes.io/service-account-token` with a token that lasts as
+    long as the Secret and its ServiceAccount (the legacy token controller)."""
+    import base64
+    import time
+
+    from .auth import ISSUER
+    from .jws import sign_jwt
+
+    for secret in api.store.list(SECRETS)[0]:
+        if secret.get("type") != "kubernetes.io/service-account-token" or \
+                (secret.get("data") or {}).get("token"):
+            continue
+        meta = secret["metadata"]
+        annotations = meta.get("annotations") or {}
+        account = api.store.find(SERVICE_ACCOUNTS, meta["namespace"],
+                                 annotations.get("kubernetes.io/service-account.name", ""))
+        if account is None:
+            continue
+        ns, name = meta["namespace"], account["metadata"]["name"]
+        claims = {"iss": ISSUER, "aud": [ISSUER], "iat": int(time.time()),
+                  "sub": f"system:serviceaccount:{ns}:{name}",
+                  "kubernetes.io": {"namespace": ns,
+                                    "serviceaccount": {"name": name,
+                                                       "uid": account["metadata"]["uid"]},
+                                    "secret": {"name": meta["name"], "uid": meta["uid"]}}}
+        b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+        secret["data"] = {**(secret.get("data") or {}),
+                          "token": b64(sign_jwt(claims, api.sa_key).encode()),
+                          "ca.crt": b64(api.ca.cert), "namespace": b64(ns.encode())}
+        annotations["kubernetes.io/service-account.uid"] = account["metadata"]["uid"]
+        meta["annotations"] = annotations
+        api.store.update(SECRETS, secret)
