@@ -204,6 +204,9 @@ def test_kubectl_apply_client_and_server_side(cluster: Cluster, tmp_path: Path) 
                                     "-o", "json").stdout)
     assert ds["spec"]["template"]["spec"]["containers"][0]["args"][-1] == "--iface=eth0"
     assert ds["metadata"]["generation"] == 2
+    # Typed clients (lightkube's models) need the integer status fields from the start.
+    assert {"currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled",
+            "numberReady"} <= set(ds["status"])
     out = cluster.kubectl("apply", "--server-side", "--field-manager=pifleet", "-f",
                           str(manifest)).stdout
     assert "serverside-applied" in out

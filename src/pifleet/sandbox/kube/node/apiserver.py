@@ -129,8 +129,12 @@ class ApiServer:
         elif kind.kind == "Pod":
             obj.setdefault("spec", {}).setdefault("restartPolicy", "Always")
             obj.setdefault("status", {"phase": "Pending"})
-        elif kind.kind in ("Deployment", "DaemonSet"):
-            obj.setdefault("status", {})
+        elif kind.kind == "DaemonSet":
+            # The integer fields the real server always writes (typed clients require them).
+            obj["status"] = dict.fromkeys(("currentNumberScheduled", "numberMisscheduled",
+                                           "desiredNumberScheduled", "numberReady"), 0)
+        elif kind.kind == "Deployment":
+            obj["status"] = {}
 
     def _next_service_ip(self, meta: Obj) -> str:
         if meta.get("name") == "kubernetes" and meta.get("namespace") == "default":
