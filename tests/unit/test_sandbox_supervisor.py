@@ -53,6 +53,7 @@ def _fake_nspawn(tmp_path: Path, codes: list[int], monkeypatch: pytest.MonkeyPat
         f"codes = {codes!r}\n"
         "time.sleep(0.05)\n"
         "sys.exit(codes[n] if n < len(codes) else 0)\n")
+    monkeypatch.setattr(supervisor.cgroups, "enter", lambda machine: [])  # no host cgroups
     monkeypatch.setattr(supervisor, "mount_argv", lambda run: ["true"])
     monkeypatch.setattr(supervisor, "nspawn_argv", lambda run: [sys.executable, str(script)])
     monkeypatch.setattr(supervisor, "MIN_BOOT_SECONDS", 0.0)
@@ -92,6 +93,7 @@ def test_sigterm_stops_the_node_and_the_supervisor(tmp_path: Path) -> None:
     run.save(tmp_path / "run.json")
     code = ("import sys; from pifleet.sandbox import supervisor as s\n"
             "s.mount_argv = lambda run: ['true']\n"
+            "s.cgroups.enter = lambda machine: []\n"
             f"s.nspawn_argv = lambda run: [sys.executable, {str(node)!r}]\n"
             f"sys.exit(s.main([{str(tmp_path / 'run.json')!r}]))\n")
     proc = subprocess.Popen([sys.executable, "-c", code])

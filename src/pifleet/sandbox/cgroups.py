@@ -55,23 +55,36 @@ def enter(machine: str, pid: int | None = None, mountinfo: Path = MOUNTINFO) -> 
     return groups
 
 
-def remove(prefix: str, mountinfo: Path = MOUNTINFO) -> list[Path]:
-    """Delete the (empty) cgroups of nodes whose machine name starts with `prefix`.
+def _remove_tree(group: Path) -> list[Path]:
+    left = []
+    # Deepest first: a cgroup directory can only go once it has no children.
+    for folder, _, _ in sorted(os.walk(group), key=lambda w: -len(w[0])):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            left.append(Path(folder))
+    return left
 
-    Returns those that could not be removed (still holding processes).
+
+def remove(prefix: str, mountinfo: Path = MOUNTINFO) -> list[Path]:
+    """Delete the cgroups of stopped nodes whose machine name starts with `prefix`.
+
+    Only for nodes known to be stopped: an idle service's empty group inside a running node
+    would go too. Returns the groups that could not be removed (still holding processes).
     """
     left = []
     for mount in tracking_hierarchies(mountinfo.read_text()):
-        parent = mount / PARENT
-        if not parent.is_dir():
-            continue
-        for group in parent.glob(prefix + "*"):
-            # Deepest first: a cgroup directory can only go once it has no children.
-            for folder, _, _ in sorted(os.walk(group), key=lambda w: -len(w[0])):
-                try:
-                    os.rmdir(folder)
-                except OSError:
-                    left.append(Path(folder))
+        for group in (mount / PARENT).glob(prefix + "*"):
+            left += _remove_tree(group)
+    return left
+
+
+def remove_node(machine: str, mountinfo: Path = MOUNTINFO) -> list[Path]:
+    """Delete one stopped node's cgroups (leftovers of a crash) before it boots again."""
+    left = []
+    for group in node_groups(machine, mountinfo):
+        if group.is_dir():
+            left += _remove_tree(group)
     return left
 
 

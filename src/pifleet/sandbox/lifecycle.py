@@ -305,6 +305,7 @@ def _start_node(record: Record, sandbox: Sandbox, index: int, password_hash: str
         return
     with emit.step(node.name, PHASE, "prepare") as step:
         leftovers = _kill_node_processes(directory, names, index, node.name)
+        cgroups.remove_node(node.netns)
         if leftovers:
             emit.emit(node.name, PHASE, "leftovers", Status.INFO, changed=True,
                       message=f"stopped {leftovers} processes left by a crashed run")
