@@ -63,7 +63,7 @@ def test_auto_detection_picks_the_format_the_image_reads(
     out = tmp_path / "card.img"
     proc = run("flash", packed(layout, "xz"), out, "--hostname", "sloop")
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    assert f"{expected} (chosen;" in proc.stdout
+    assert f"{expected} (chosen;" in proc.stderr
     volume = boot_volume(out)
     names = {n.lower() for n in volume.list()}
     cmdline = volume.read("cmdline.txt").decode()
@@ -107,7 +107,7 @@ def test_forcing_a_format_the_image_ignores_warns(packed: Packed, tmp_path: Path
     proc = run("flash", packed("raspios_bookworm", "gz"), out, "--hostname", "brig",
                "--format", "occidentalis")
     assert proc.returncode == 0, proc.stderr
-    assert "warning: the image reads firstrun" in proc.stdout
+    assert "warning: the image reads firstrun" in proc.stderr
     assert boot_volume(out).exists("occidentalis.txt")
 
 
@@ -185,6 +185,15 @@ def test_truncated_archive_fails_with_an_incomplete_card(packed: Packed, tmp_pat
     assert not (tmp_path / "other.img").exists()
 
 
+def test_the_image_itself_is_not_a_target(image: Image, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.img"
+    copy.write_bytes(image("bare").read_bytes())
+    before = digest(copy)
+    proc = run("flash", copy, copy, "--format", "none")
+    assert proc.returncode == 2 and "the image itself" in proc.stderr
+    assert digest(copy) == before
+
+
 def test_zip_with_two_images_and_unknown_image_are_bad_input(
         image: Image, tmp_path: Path) -> None:
     import zipfile
@@ -216,7 +225,7 @@ def test_bmap_writes_only_mapped_ranges_into_a_sparse_file(
     proc = run("flash", packed("raspios_bookworm", kind), out, "--bmap", bmap, "--hostname",
                "brig")
     assert proc.returncode == 0, proc.stderr
-    assert "(bmap," in proc.stdout
+    assert "(bmap," in proc.stderr
     layout = images.raspios_bookworm()
     assert images.root_partition(out, layout) == images.root_partition(raw, layout)
     assert out.stat().st_blocks * 512 < layout.size // 2  # sparse

@@ -20,13 +20,15 @@ from rich.table import Table
 from pifleet import flash as core
 from pifleet.cli.context import App, pass_app
 from pifleet.errors import BadInput
+from pifleet.events import Event, Status
+from pifleet.ui.live import format_event
 
 
 class _Bar:
     """A rich progress bar (bytes, rate, ETA) per stage; silent under --json or off a terminal."""
 
     def __init__(self, app: App) -> None:
-        console = app.console
+        console = app.err_console
         self.enabled = not app.json_output and console.is_terminal
         self.progress = Progress(TextColumn("{task.description:<8}"), BarColumn(),
                                  DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
@@ -41,6 +43,11 @@ class _Bar:
                 self.progress.start()
             self.tasks[what] = self.progress.add_task(what, total=total)
         self.progress.update(self.tasks[what], completed=done, total=total)
+
+    def print_event(self, event: Event) -> None:
+        """Print a finished step (or a notice) above the bar."""
+        if event.status is not Status.START:
+            self.progress.console.print(format_event(event), soft_wrap=True, highlight=False)
 
     def close(self) -> None:
         if self.tasks:
@@ -108,8 +115,12 @@ def flash_command(app: App, image: str, targets: tuple[Path, ...], hostnames: tu
                            sha256=sha256, image_sha256=image_sha256, bmap=bmap,
                            use_bmap=not no_bmap, verify=verify,
                            policy=core.Policy(allow_non_removable, unmount))
-    emitter = app.emitter()
     bar = _Bar(app)
+    # On a terminal the progress bar is the live display; finished steps print above it
+    # (rich allows one live display at a time).
+    emitter = app.emitter(live=not bar.enabled)
+    if bar.enabled:
+        emitter.add(bar.print_event)
     try:
         plan = core.plan(request, emitter, bar)
         if not yes:
@@ -151,7 +162,7 @@ def _confirm(app: App, plan: core.Plan) -> None:
     devices = [t for t in plan.targets if t.is_device]
     if not devices:
         return
-    console = app.console
+    console = app.err_console
     console.print("[bold]Everything on these disks will be erased:[/bold]")
     for target in devices:
         console.print(f"  {target.describe()}")

@@ -92,6 +92,9 @@ def plan(request: Request, emitter: Emitter, progress: Progress | None = None) -
             request.image, request.sha256, cache=request.cache,
             progress=(lambda d, t: progress("source", d, t)) if progress else None)
         step.message = f"{source.path.name} ({source.info.kind})"
+    for target in request.targets:
+        if target.exists() and os.path.samefile(target, source.path):
+            raise BadInput(f"{target}: is the image itself; give another target")
     block_map = None
     bmap_path = request.bmap or (bmaps.beside(source.path) if request.use_bmap else None)
     if bmap_path is not None:
@@ -194,7 +197,8 @@ def _complete(checked: Plan, sink: writer.Sink, written: writer.Written,
                               if progress else None)
             except writer.Incomplete as exc:
                 raise Failed(f"{exc}. {incomplete}") from exc
-            step.message = f"read back {sum(e - s for s, e in written.ranges)} bytes: equal"
+            checked_bytes = sum(e - s for s, e in written.ranges + written.zero_ranges)
+            step.message = f"read back {checked_bytes} bytes: equal"
     if boot is not None and request.format != "none":
         with emitter.step(result.name, PHASE, "configure") as step:
             try:
