@@ -20,7 +20,7 @@ from . import resources
 from .store import ApiError, Obj, Store, now_stamp, selector_match
 
 if TYPE_CHECKING:
-    from .apiserver import ApiServer
+    from .api import ApiServer
 
 log = logging.getLogger("kube-apiserver-standin")
 NODES = resources.must("", "v1", "nodes")

@@ -57,6 +57,12 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
+def public_pem(key: rsa.RSAPrivateKey) -> bytes:
+    """PEM SubjectPublicKeyInfo of a key (the service-account verification key)."""
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def make_ca(cn: str = "kubernetes") -> Pair:
     """A self-signed cluster CA valid for ten years, as kubeadm makes."""
     key = new_key()
