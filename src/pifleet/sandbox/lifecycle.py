@@ -35,6 +35,7 @@ from pifleet.events import Emitter, Status
 from pifleet.fleet.names import suggest_names
 from pifleet.sandbox import (
     cgroups,
+    emulation,
     fleetfile,
     hostcheck,
     hostlimits,
@@ -191,13 +192,14 @@ def up(directory: Path, count: int, arch: str = "native", emit: Emitter | None =
     with emit.step(None, PHASE, "host packages") as step:
         missing = hostcheck.missing_packages()
         if deb_arch != rootfs.native_arch():
-            missing += hostcheck.missing_debs(rootfs.FOREIGN_PACKAGES)
+            missing += hostcheck.missing_debs(emulation.PACKAGES)
         hostcheck.install_packages(missing)
         step.changed = bool(missing)
         step.message = f"installed {' '.join(missing)}" if missing else "present"
     if deb_arch != rootfs.native_arch():
         with emit.step(None, PHASE, f"{deb_arch} emulation") as step:
-            done = rootfs.enable_foreign_arch(deb_arch)
+            with registry.machine_lock():
+                done = emulation.enable(deb_arch)
             step.changed = bool(done)
             step.message = "; ".join(done) or "ready"
 
@@ -424,6 +426,7 @@ def _down_locked(directory: Path, names: Names, record: Record | None, emit: Emi
             if not _live_bridge_addresses(names.ident):
                 step.changed |= hostservices.stop_apt_proxy()
                 step.changed |= hostlimits.restore() is not None
+                step.changed |= bool(emulation.restore())
                 cgroups.remove_parent()
         changed |= step.changed
     with emit.step(None, PHASE, "remove files") as step:

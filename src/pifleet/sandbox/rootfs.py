@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pifleet.errors import BadInput, Failed
+from pifleet.sandbox import emulation
 from pifleet.sandbox.commands import run
 from pifleet.sandbox.fsutil import remove_tree
 from pifleet.sandbox.sources import Mirror
@@ -28,7 +29,6 @@ PACKAGES = ("openssh-server", "systemd", "systemd-sysv", "dbus", "sudo", "iptabl
             "iproute2", "ca-certificates", "curl", "gnupg", "python3")
 # Raise when `prepare_base` changes, so older caches are not reused.
 BASE_REVISION = 1
-QEMU_BINFMT = {"arm64": "qemu-aarch64"}
 
 
 def cache_dir() -> Path:
@@ -94,62 +94,12 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
-FOREIGN_PACKAGES = ("qemu-user-static", "binfmt-support")
-
-
-def foreign_arch_ready(arch: str) -> bool:
-    """True when this machine runs `arch` programs through qemu-user in any container.
-
-    That needs the binfmt_misc entry enabled with flag F (fix binary): the kernel then opens
-    the emulator once, outside any container, so nodes need no emulator of their own.
-    """
-    if arch == native_arch():
-        return True
-    entry = BINFMT_DIR / QEMU_BINFMT.get(arch, "none")
-    if not entry.exists():
-        return False
-    text = entry.read_text()
-    return text.splitlines()[0].strip() == "enabled" and "F" in _flags(text)
-
-
-def enable_foreign_arch(arch: str) -> list[str]:
-    """Make `arch` runnable here (qemu-user-static + binfmt_misc). Returns what was done.
-
-    Raises BadInput, saying exactly what to run, when it cannot be done automatically.
-    """
-    name = QEMU_BINFMT.get(arch)
-    if name is None:
-        raise BadInput(f"--arch {arch}: no emulator known for it (choose native or arm64)")
-    done: list[str] = []
-    if foreign_arch_ready(arch):
-        return done
-    if not (BINFMT_DIR / "register").exists():
-        run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)])
-        done.append(f"mounted binfmt_misc on {BINFMT_DIR}")
-    if Path("/usr/sbin/update-binfmts").exists():
-        run(["update-binfmts", "--enable", name], check=False)
-        done.append(f"update-binfmts --enable {name}")
-    if not foreign_arch_ready(arch):
-        raise BadInput(f"--arch {arch} needs qemu-user-static registered with binfmt_misc and "
-                       f"flag F: apt-get install {' '.join(FOREIGN_PACKAGES)} && "
-                       f"update-binfmts --enable {name}")
-    return done
-
-
-def _flags(binfmt_entry: str) -> str:
-    for line in binfmt_entry.splitlines():
-        if line.startswith("flags:"):
-            return line.split(":", 1)[1].strip()
-    return ""
-
-
 def ensure_base(arch: str, mirror: Mirror, log: Path | None = None) -> tuple[Path, bool]:
     """The cached base for `arch`, built first if missing. Returns (path, built now)."""
     final = base_path(arch)
     if final.is_dir():
         return final, False
-    if not foreign_arch_ready(arch):
+    if arch != native_arch() and not emulation.ready(arch):
         raise BadInput(f"--arch {arch}: this machine cannot run {arch} programs yet")
     with _locked(final.parent / ".lock"):
         if final.is_dir():  # another `up` built it while we waited
