@@ -278,8 +278,9 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
         try:
             with emit.step(node.name, PHASE, "ssh") as step:
                 try:
-                    wait_ssh(node.address, timeout,
-                             lambda: _supervisor_pid(directory, node.name) is not None)
+                    pid = processes.read_pid(node_dir(directory, node.name) / "supervisor.pid")
+                    # Only whether it exited: its command line reads empty while it execs.
+                    wait_ssh(node.address, timeout, lambda: processes.exists(pid))
                 except Failed as exc:
                     tail = _console_tail(directory, node.name)
                     raise Failed(f"{exc}; console: {tail}" if tail else str(exc)) from None

@@ -35,6 +35,13 @@ def is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
+def exists(pid: int | None) -> bool:
+    """True while `pid` is a process that has not exited (whatever it runs)."""
+    if not pid:
+        return False
+    return (PROC / str(pid)).exists() and not is_zombie(pid)
+
+
 def alive(pid: int | None, marker: str) -> bool:
     """True if `pid` runs and its argv mentions `marker`."""
     if not pid:
