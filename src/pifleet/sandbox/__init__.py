@@ -4,7 +4,9 @@ The public face of the sandbox: `up`, `down`, `list_sandboxes` and the `Sandbox`
 Everything else in this package is private to it.
 """
 
-from pifleet.sandbox.lifecycle import Listing, down, list_sandboxes, up
+from pifleet.sandbox.lifecycle import up
+from pifleet.sandbox.listing import Listing, list_sandboxes
 from pifleet.sandbox.state import Sandbox, SandboxNode
+from pifleet.sandbox.teardown import down
 
 __all__ = ["Listing", "Sandbox", "SandboxNode", "down", "list_sandboxes", "up"]

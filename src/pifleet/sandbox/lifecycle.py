@@ -20,14 +20,9 @@ The commands this automates, as first made to work by hand on this machine (root
 from __future__ import annotations
 
 import ipaddress
-import shutil
 import signal
-import socket
 import sys
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pifleet.errors import BadInput, Failed
@@ -48,12 +43,18 @@ from pifleet.sandbox import (
     sources,
 )
 from pifleet.sandbox.addresses import MAX_NODES, Plan, choose_slot
-from pifleet.sandbox.commands import run
-from pifleet.sandbox.fsutil import remove_tree
 from pifleet.sandbox.naming import Names
+from pifleet.sandbox.runtime import (
+    PHASE,
+    console_tail,
+    live_bridge_addresses,
+    nodes_on_machine,
+    supervisor_config,
+    supervisor_pid,
+    wait_ssh,
+)
 from pifleet.sandbox.state import (
     FLEET_FILE,
-    PACKAGES_DIR,
     Record,
     Sandbox,
     load,
@@ -62,72 +63,6 @@ from pifleet.sandbox.state import (
     state_dir,
 )
 from pifleet.sandbox.supervisor import NodeRun
-
-PHASE = "sandbox"
-SSH_PORT = 22
-NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
-# The fleet's key and known_hosts (made by `trust`) belong to nodes that `down` destroys.
-FLEET_STATE = ".pifleet"
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-def _supervisor_config(directory: Path, name: str) -> Path:
-    return node_dir(directory, name) / "run.json"
-
-
-def _supervisor_pid(directory: Path, name: str) -> int | None:
-    """The node's supervisor pid if it is alive."""
-    pid = processes.read_pid(node_dir(directory, name) / "supervisor.pid")
-    marker = str(_supervisor_config(directory, name))
-    return pid if processes.alive(pid, marker) else None
-
-
-def ssh_banner(address: str, timeout: float = 2.0) -> bool:
-    """True when an SSH server greets on address:22."""
-    try:
-        with socket.create_connection((address, SSH_PORT), timeout=timeout) as conn:
-            conn.settimeout(timeout)
-            return conn.recv(64).startswith(b"SSH-")
-    except OSError:
-        return False
-
-
-def wait_ssh(address: str, timeout: float, running: Callable[[], bool] = lambda: True) -> None:
-    """Wait for sshd on `address`; Failed after `timeout` s, or at once when `running()` fails."""
-    deadline = time.monotonic() + timeout
-    while not ssh_banner(address):
-        if not running():
-            raise Failed(f"the node powered off before sshd answered on {address}")
-        if time.monotonic() > deadline:
-            raise Failed(f"sshd on {address} did not answer within {timeout:.0f} s")
-        time.sleep(0.5)
-
-
-def _console_tail(directory: Path, name: str, lines: int = 3) -> str:
-    """The last lines a node printed on its console (for error messages)."""
-    try:
-        text = (node_dir(directory, name) / "console.log").read_text(errors="replace")
-    except OSError:
-        return ""
-    kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-    return " / ".join(kept)
-
-
-def _live_bridge_addresses(exclude: str) -> list[str]:
-    """Bridge addresses of other registered sandboxes whose bridge exists."""
-    present = set(network.link_names())
-    return [str(Plan(e.slot).bridge) for e in registry.entries()
-            if e.ident != exclude and Names(e.ident).bridge in present]
-
-
-def _nodes_on_machine() -> int:
-    """How many nodes all registered sandboxes have together."""
-    total = 0
-    for entry in registry.entries():
-        record = load(Path(entry.directory))
-        total += len(record.nodes) if record else 0
-    return total
 
 
 def _prune_registry(emit: Emitter) -> None:
@@ -157,8 +92,6 @@ def _choose_slot(names: Names, record: Record | None) -> int:
         return record.slot
     return choose_slot(names.ident, busy, others)
 
-
-# --- up --------------------------------------------------------------------------------------
 
 def up(directory: Path, count: int, arch: str = "native", emit: Emitter | None = None) -> Sandbox:
     """Bring up (or converge) the sandbox in `directory` with `count` nodes; wait for SSH.
@@ -233,7 +166,7 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
         step.changed = network.ensure_bridge(names, record.plan)
         step.changed |= network.ensure_forward_rules(names)
         step.message = f"{names.bridge} {record.plan.bridge}/24"
-        raised = hostlimits.raise_for(_nodes_on_machine())
+        raised = hostlimits.raise_for(nodes_on_machine())
         if raised:
             emit.emit(None, PHASE, "host limits", Status.INFO, changed=True,
                       message=f"fs.inotify.max_user_instances raised to {raised}")
@@ -242,7 +175,7 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
 
     with emit.step(None, PHASE, "apt proxy") as step, registry.machine_lock():
         step.changed = hostservices.ensure_apt_proxy(
-            _live_bridge_addresses(names.ident), sandbox.bridge_address)
+            live_bridge_addresses(names.ident), sandbox.bridge_address)
         step.message = sandbox.apt_proxy_url
     with emit.step(None, PHASE, "package server") as step:
         sdir = state_dir(directory)
@@ -282,7 +215,7 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
                     # Only whether it exited: its command line reads empty while it execs.
                     wait_ssh(node.address, timeout, lambda: processes.exists(pid))
                 except Failed as exc:
-                    tail = _console_tail(directory, node.name)
+                    tail = console_tail(directory, node.name)
                     raise Failed(f"{exc}; console: {tail}" if tail else str(exc)) from None
                 step.message = f"{node.address}:22"
         except Failed as exc:
@@ -303,7 +236,7 @@ def _start_node(record: Record, sandbox: Sandbox, index: int, password_hash: str
     directory = Path(record.directory)
     node = sandbox.nodes[index]
     names = record.names
-    if _supervisor_pid(directory, node.name):
+    if supervisor_pid(directory, node.name):
         emit.emit(node.name, PHASE, "boot", Status.SKIPPED, message="already running")
         return
     with emit.step(node.name, PHASE, "prepare") as step:
@@ -326,7 +259,7 @@ def _start_node(record: Record, sandbox: Sandbox, index: int, password_hash: str
                       upper=str(ndir / "upper"), work=str(ndir / "work"),
                       root=str(ndir / "root"), netns=node.netns,
                       status=str(ndir / "status.json"))
-        config_path = _supervisor_config(directory, node.name)
+        config_path = supervisor_config(directory, node.name)
         run.save(config_path)
         argv = ["unshare", "--mount", "--propagation", "private", "--",
                 sys.executable, "-m", "pifleet.sandbox.supervisor", str(config_path)]
@@ -356,146 +289,3 @@ def _kill_node_processes(directory: Path, names: Names, index: int, name: str) -
         processes.signal_all(pids, signal.SIGKILL)
         processes.wait_gone(pids, 10)
     return len(pids)
-
-
-# --- down ------------------------------------------------------------------------------------
-
-def down(directory: Path, emit: Emitter | None = None) -> bool:
-    """Remove the sandbox in `directory` and everything it made. True if anything was there.
-
-    Works from the record and from naming conventions, so it also cleans up after a crash or
-    after the folder was deleted; running it again finds nothing and changes nothing.
-    """
-    emit = emit or Emitter()
-    hostcheck.require_root("down")
-    hostcheck.ensure_sbin_on_path()
-    directory = Path(directory).absolute()
-    names = Names.for_dir(directory)
-    record = load(directory)
-    sdir = state_dir(directory)
-    if sdir.is_dir():
-        with registry.dir_lock(sdir):
-            return _down_locked(directory, names, record, emit)
-    return _down_locked(directory, names, record, emit)
-
-
-def _down_locked(directory: Path, names: Names, record: Record | None, emit: Emitter) -> bool:
-    sdir = state_dir(directory)
-    changed = False
-    with emit.step(None, PHASE, "stop nodes") as step:
-        marker = str(sdir) + "/"
-        supervisors = [p for p in processes.find(marker)
-                       if "pifleet.sandbox.supervisor" in processes.cmdline(p)]
-        # SIGTERM lets each node's systemd shut down; whatever hangs is killed after that.
-        hard = processes.stop(supervisors, timeout=30 + len(supervisors))
-        rest = processes.find(marker)
-        for netns in network.stray_netns(names):
-            rest += network.netns_pids(netns)
-        if rest:
-            processes.signal_all(rest, signal.SIGKILL)
-            processes.wait_gone(rest, 10)
-        step.changed = bool(supervisors or rest)
-        step.message = f"{len(supervisors)} nodes stopped" + (
-            f", {len(hard) + len(rest)} processes killed" if hard or rest else "")
-        changed |= step.changed
-    with emit.step(None, PHASE, "remove network") as step:
-        removed = []
-        for netns in network.stray_netns(names):
-            network.remove_node_network(names, int(netns.rsplit("-", 1)[1]))
-            removed.append(netns)
-        for link in network.stray_links(names):
-            run(["ip", "link", "del", link], check=False)
-            removed.append(link)
-        if network.remove_bridge(names):
-            removed.append(names.bridge)
-        rules = network.remove_forward_rules(names)
-        if rules:
-            removed.append(f"{rules} FORWARD rules")
-        for machine in NSPAWN_PROPAGATE.glob(f"{names.netns_prefix}*"):
-            shutil.rmtree(machine, ignore_errors=True)
-        busy = cgroups.remove(names.netns_prefix)
-        if busy:
-            raise Failed("cgroups still hold processes: " + ", ".join(map(str, busy[:3])))
-        step.changed = bool(removed)
-        step.message = ", ".join(removed) or "nothing left"
-        changed |= step.changed
-    with emit.step(None, PHASE, "host services") as step:
-        step.changed = hostservices.stop_package_server(directory / PACKAGES_DIR,
-                                                        sdir / "http.pid")
-        with registry.machine_lock():
-            registry.unregister(names.ident)
-            if not _live_bridge_addresses(names.ident):
-                step.changed |= hostservices.stop_apt_proxy()
-                step.changed |= hostlimits.restore() is not None
-                step.changed |= bool(emulation.restore())
-                cgroups.remove_parent()
-        changed |= step.changed
-    with emit.step(None, PHASE, "remove files") as step:
-        gone = []
-        for path in (sdir, directory / PACKAGES_DIR, directory / FLEET_FILE,
-                     directory / FLEET_STATE):
-            if path.exists() or path.is_symlink():
-                if path.is_dir() and not path.is_symlink():
-                    remove_tree(path)
-                else:
-                    path.unlink()
-                gone.append(path.name)
-        if record and record.created_dir and directory.is_dir() and not any(directory.iterdir()):
-            directory.rmdir()
-            gone.append(str(directory))
-        step.changed = bool(gone)
-        step.message = ", ".join(gone) or "nothing left"
-        changed |= step.changed
-    return changed
-
-
-# --- list ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Listing:
-    """One sandbox on this machine, as `sandbox list` shows it."""
-
-    ident: str
-    directory: Path | None
-    bridge: str
-    network: str | None
-    nodes: list[str] = field(default_factory=list)
-    running: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def state(self) -> str:
-        """running, partial, stopped or stale."""
-        if self.problems:
-            return "stale"
-        if self.nodes and len(self.running) == len(self.nodes):
-            return "running"
-        return "partial" if self.running else "stopped"
-
-
-def list_sandboxes() -> list[Listing]:
-    """Every sandbox this machine knows of: registered ones, and bridges left by others."""
-    hostcheck.ensure_sbin_on_path()
-    bridges = set(network.sandbox_bridges())
-    found: list[Listing] = []
-    seen = set()
-    for entry in registry.entries():
-        seen.add(entry.ident)
-        directory = Path(entry.directory)
-        names = Names(entry.ident)
-        record = load(directory)
-        problems = []
-        if record is None:
-            problems.append(f"no state in {directory}")
-        if names.bridge not in bridges:
-            problems.append("bridge missing")
-        node_names = record.nodes if record else []
-        running = [n for n in node_names if _supervisor_pid(directory, n)]
-        found.append(Listing(entry.ident, directory, names.bridge, str(Plan(entry.slot).network),
-                             list(node_names), running, problems))
-    for bridge in sorted(bridges):
-        ident = bridge.removeprefix(Names("").bridge)
-        if ident not in seen:
-            found.append(Listing(ident, None, bridge, None, [], [],
-                                 ["bridge without a registered sandbox"]))
-    return found

@@ -1,0 +1,122 @@
+"""`sandbox down`: remove a sandbox and everything it made, also after a crash.
+
+Works from the sandbox's record and from naming conventions, so it also cleans up after a
+crash or after its folder was deleted; running it again finds nothing and changes nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from pathlib import Path
+
+from pifleet.errors import Failed
+from pifleet.events import Emitter
+from pifleet.sandbox import (
+    cgroups,
+    emulation,
+    hostcheck,
+    hostlimits,
+    hostservices,
+    network,
+    processes,
+    registry,
+)
+from pifleet.sandbox.commands import run
+from pifleet.sandbox.fsutil import remove_tree
+from pifleet.sandbox.naming import Names
+from pifleet.sandbox.runtime import PHASE, live_bridge_addresses
+from pifleet.sandbox.state import FLEET_FILE, PACKAGES_DIR, Record, load, state_dir
+
+NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
+# The fleet's key and known_hosts (made by `trust`) belong to nodes that `down` destroys.
+FLEET_STATE = ".pifleet"
+
+
+def down(directory: Path, emit: Emitter | None = None) -> bool:
+    """Remove the sandbox in `directory` and everything it made. True if anything was there.
+
+    Works from the record and from naming conventions, so it also cleans up after a crash or
+    after the folder was deleted; running it again finds nothing and changes nothing.
+    """
+    emit = emit or Emitter()
+    hostcheck.require_root("down")
+    hostcheck.ensure_sbin_on_path()
+    directory = Path(directory).absolute()
+    names = Names.for_dir(directory)
+    record = load(directory)
+    sdir = state_dir(directory)
+    if sdir.is_dir():
+        with registry.dir_lock(sdir):
+            return _down_locked(directory, names, record, emit)
+    return _down_locked(directory, names, record, emit)
+
+
+def _down_locked(directory: Path, names: Names, record: Record | None, emit: Emitter) -> bool:
+    sdir = state_dir(directory)
+    changed = False
+    with emit.step(None, PHASE, "stop nodes") as step:
+        marker = str(sdir) + "/"
+        supervisors = [p for p in processes.find(marker)
+                       if "pifleet.sandbox.supervisor" in processes.cmdline(p)]
+        # SIGTERM lets each node's systemd shut down; whatever hangs is killed after that.
+        hard = processes.stop(supervisors, timeout=30 + len(supervisors))
+        rest = processes.find(marker)
+        for netns in network.stray_netns(names):
+            rest += network.netns_pids(netns)
+        if rest:
+            processes.signal_all(rest, signal.SIGKILL)
+            processes.wait_gone(rest, 10)
+        step.changed = bool(supervisors or rest)
+        step.message = f"{len(supervisors)} nodes stopped" + (
+            f", {len(hard) + len(rest)} processes killed" if hard or rest else "")
+        changed |= step.changed
+    with emit.step(None, PHASE, "remove network") as step:
+        removed = []
+        for netns in network.stray_netns(names):
+            network.remove_node_network(names, int(netns.rsplit("-", 1)[1]))
+            removed.append(netns)
+        for link in network.stray_links(names):
+            run(["ip", "link", "del", link], check=False)
+            removed.append(link)
+        if network.remove_bridge(names):
+            removed.append(names.bridge)
+        rules = network.remove_forward_rules(names)
+        if rules:
+            removed.append(f"{rules} FORWARD rules")
+        for machine in NSPAWN_PROPAGATE.glob(f"{names.netns_prefix}*"):
+            shutil.rmtree(machine, ignore_errors=True)
+        busy = cgroups.remove(names.netns_prefix)
+        if busy:
+            raise Failed("cgroups still hold processes: " + ", ".join(map(str, busy[:3])))
+        step.changed = bool(removed)
+        step.message = ", ".join(removed) or "nothing left"
+        changed |= step.changed
+    with emit.step(None, PHASE, "host services") as step:
+        step.changed = hostservices.stop_package_server(directory / PACKAGES_DIR,
+                                                        sdir / "http.pid")
+        with registry.machine_lock():
+            registry.unregister(names.ident)
+            if not live_bridge_addresses(names.ident):
+                step.changed |= hostservices.stop_apt_proxy()
+                step.changed |= hostlimits.restore() is not None
+                step.changed |= bool(emulation.restore())
+                cgroups.remove_parent()
+        changed |= step.changed
+    with emit.step(None, PHASE, "remove files") as step:
+        gone = []
+        for path in (sdir, directory / PACKAGES_DIR, directory / FLEET_FILE,
+                     directory / FLEET_STATE):
+            if path.exists() or path.is_symlink():
+                if path.is_dir() and not path.is_symlink():
+                    remove_tree(path)
+                else:
+                    path.unlink()
+                gone.append(path.name)
+        if record and record.created_dir and directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+            gone.append(str(directory))
+        step.changed = bool(gone)
+        step.message = ", ".join(gone) or "nothing left"
+        changed |= step.changed
+    return changed
