@@ -66,6 +66,8 @@ spec:
 """
 NODE_SOURCE = Path(__file__).parents[2] / "src/pifleet/sandbox/kube/node"
 KUBECTL = shutil.which("kubectl")
+# Run by a user, the root check would stop everything; it is tested on its own below.
+AS_USER = ["--ignore-preflight-errors=IsPrivilegedUser"] if os.geteuid() != 0 else []
 
 
 def node_python() -> str:
@@ -150,7 +152,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     cp = make_node(base, "cp1", lib, sockets)
     workers = [make_node(base, f"w{i}", lib, sockets) for i in (1, 2)]
     api_port = free_port()
-    init = cp.kubeadm("init", "--pod-network-cidr", "10.244.0.0/16", "--node-name", "cp1",
+    init = cp.kubeadm("init", *AS_USER, "--pod-network-cidr", "10.244.0.0/16", "--node-name", "cp1",
                       "--apiserver-advertise-address", "127.0.0.1",
                       f"--apiserver-bind-port={api_port}")
     try:
@@ -232,14 +234,14 @@ def test_wrong_hash_fails_at_once_and_wrong_token_never_joins(lab: Lab) -> None:
     w = lab.workers[0]
     bad_hash = [*args[:-1], "sha256:" + "0" * 64]
     started = time.monotonic()
-    out = w.kubeadm(*bad_hash, "--node-name", w.name, "--apiserver-advertise-address",
-                    "127.0.0.1")
+    out = w.kubeadm(*bad_hash, *AS_USER, "--node-name", w.name,
+                    "--apiserver-advertise-address", "127.0.0.1")
     assert out.returncode == 1 and time.monotonic() - started < 5
     assert "none of the public keys" in out.stderr and "are pinned" in out.stderr
     bad_token = list(args)
     bad_token[bad_token.index("--token") + 1] = "zzzzzz.0123456789abcdef"
-    out = w.kubeadm(*bad_token, "--node-name", w.name, "--apiserver-advertise-address",
-                    "127.0.0.1")
+    out = w.kubeadm(*bad_token, *AS_USER, "--node-name", w.name,
+                    "--apiserver-advertise-address", "127.0.0.1")
     assert out.returncode == 1
     assert 'token id "zzzzzz" is invalid for this cluster or it has expired' in out.stderr
     assert not (w.root / "etc/kubernetes/kubelet.conf").exists()
@@ -249,8 +251,8 @@ def test_wrong_hash_fails_at_once_and_wrong_token_never_joins(lab: Lab) -> None:
 def test_join_then_flannel_makes_nodes_ready_and_rejoin_works(lab: Lab, tmp_path: Path) -> None:
     args = join_args(lab)
     for w in lab.workers:
-        out = w.kubeadm(*args, "--node-name", w.name, "--apiserver-advertise-address",
-                        "127.0.0.1")
+        out = w.kubeadm(*args, *AS_USER, "--node-name", w.name,
+                        "--apiserver-advertise-address", "127.0.0.1")
         assert out.returncode == 0, out.stderr
         assert "This node has joined the cluster:" in out.stdout
         assert (w.root / "etc/kubernetes/kubelet.conf").exists()
@@ -279,8 +281,8 @@ def test_join_then_flannel_makes_nodes_ready_and_rejoin_works(lab: Lab, tmp_path
     assert not (w1.root / "etc/kubernetes/kubelet.conf").exists()
     assert (w1.root / "etc/cni/net.d/10-flannel.conflist").exists()  # like the real reset
     assert lab.kubectl("delete", "node", "w1").returncode == 0
-    out = w1.kubeadm(*join_args(lab), "--node-name", "w1", "--apiserver-advertise-address",
-                     "127.0.0.1")
+    out = w1.kubeadm(*join_args(lab), *AS_USER, "--node-name", "w1",
+                     "--apiserver-advertise-address", "127.0.0.1")
     assert out.returncode == 0, out.stderr
     waited = lab.kubectl("wait", "--for=condition=Ready", "node/w1", "--timeout=40s")
     assert waited.returncode == 0, waited.stderr

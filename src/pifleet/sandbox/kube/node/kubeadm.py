@@ -29,6 +29,7 @@ def reset(args: argparse.Namespace) -> None:
         answer = input("[reset] Are you sure you want to proceed? [y/N]: ")
         if answer.strip().lower() not in ("y", "yes"):
             raise Fail("aborted reset operation")
+    print(f"[reset] This is the {BANNER}")
     print("[preflight] Running pre-flight checks")
     if os.geteuid() != 0 and not test_mode():
         raise Fail("[preflight] Some fatal errors occurred:\n\t[ERROR IsPrivilegedUser]: user "
