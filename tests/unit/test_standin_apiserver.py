@@ -213,6 +213,19 @@ def test_kubectl_apply_client_and_server_side(cluster: Cluster, tmp_path: Path) 
     ds = json.loads(cluster.kubectl("get", "ds", "-n", "kube-flannel", "kube-flannel-ds",
                                     "-o", "json", "--show-managed-fields").stdout)
     assert "pifleet" in [m["manager"] for m in ds["metadata"]["managedFields"]]
+    # A change to a field kubectl's client-side apply owns conflicts, until forced.
+    manifest.write_text(FLANNEL_LIKE.replace("--kube-subnet-mgr]",
+                                             "--kube-subnet-mgr, --iface=eth1]"))
+    clash = cluster.kubectl("apply", "--server-side", "--field-manager=pifleet", "-f",
+                            str(manifest), check=False)
+    assert clash.returncode != 0
+    assert 'conflict with "kubectl-client-side-apply"' in clash.stderr
+    assert '.spec.template.spec.containers[name="kube-flannel"].args' in clash.stderr
+    cluster.kubectl("apply", "--server-side", "--field-manager=pifleet", "--force-conflicts",
+                    "-f", str(manifest))
+    ds = json.loads(cluster.kubectl("get", "ds", "-n", "kube-flannel", "kube-flannel-ds",
+                                    "-o", "json").stdout)
+    assert ds["spec"]["template"]["spec"]["containers"][0]["args"][-1] == "--iface=eth1"
 
 
 @needs_kubectl

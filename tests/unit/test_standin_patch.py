@@ -58,3 +58,43 @@ def test_server_side_apply_records_manager_and_prunes_own_fields() -> None:
     assert managers == [("pifleet", "Apply")]
     assert out["metadata"]["managedFields"][0]["fieldsV1"] == {
         "f:metadata": {"f:name": {}}, "f:data": {"f:a": {}}}
+
+
+def _deploy(image: str, replicas: int = 1) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"replicas": replicas, "template": {"spec": {"containers": [
+                {"name": "app", "image": image}]}}}}
+
+
+def test_apply_conflicts_with_other_managers_unless_forced() -> None:
+    live = _deploy("app:1")
+    patch.record_update(None, live, "kubectl-client-side-apply")
+    # Same values: shared ownership, no conflict.
+    shared = patch.apply(live, _deploy("app:1"), "pifleet")
+    managers = {(m["manager"], m["operation"]) for m in shared["metadata"]["managedFields"]}
+    assert managers == {("kubectl-client-side-apply", "Update"), ("pifleet", "Apply")}
+    with pytest.raises(patch.ApplyConflict) as exc:
+        patch.apply(shared, _deploy("app:2", replicas=3), "pifleet")
+    assert sorted(exc.value.conflicts) == [
+        ("kubectl-client-side-apply", "apps/v1", ".spec.replicas"),
+        ("kubectl-client-side-apply", "apps/v1",
+         '.spec.template.spec.containers[name="app"].image')]
+    forced = patch.apply(shared, _deploy("app:2", replicas=3), "pifleet", force=True)
+    assert forced["spec"]["template"]["spec"]["containers"][0]["image"] == "app:2"
+    other = next(m for m in forced["metadata"]["managedFields"]
+                 if m["manager"] == "kubectl-client-side-apply")
+    assert ("f:spec", "f:replicas") not in patch.leaves(other["fieldsV1"])
+    # Now pifleet owns them: a further change by pifleet is no conflict.
+    assert patch.apply(forced, _deploy("app:3", replicas=3), "pifleet")["spec"]["replicas"] == 3
+
+
+def test_updates_take_the_fields_they_change() -> None:
+    live = patch.apply(None, _deploy("app:1"), "pifleet")
+    edited = patch.strategic_merge(live, {"spec": {"replicas": 5}})
+    patch.record_update(live, edited, "kubectl-edit")
+    owners = {m["manager"]: patch.leaves(m["fieldsV1"])
+              for m in edited["metadata"]["managedFields"]}
+    assert owners["kubectl-edit"] == {("f:spec", "f:replicas")}
+    assert ("f:spec", "f:replicas") not in owners["pifleet"]
+    with pytest.raises(patch.ApplyConflict):
+        patch.apply(edited, _deploy("app:1", replicas=1), "pifleet")

@@ -132,12 +132,14 @@ class ApiServer:
                 return str(host)
         raise ApiError(500, "InternalError", "no service addresses left")
 
-    def create(self, kind: Kind, obj: Obj, namespace: str, user: auth.User | None = None) -> Obj:
-        """POST: create, with the real server's defaulting."""
+    def create(self, kind: Kind, obj: Obj, namespace: str, user: auth.User | None = None,
+               manager: str = "") -> Obj:
+        """POST: create, with the real server's defaulting; `manager` owns the fields."""
         obj = dict(obj)
         self._defaults(kind, obj, namespace)
         if kind.kind == "CertificateSigningRequest":
             self._csr(obj, user)
+        patch.record_update(None, obj, manager)
         created = self.store.create(kind, obj)
         if kind.kind == "Namespace":
             self.store.create(SA, {"metadata": {"name": "default", "namespace": created[
@@ -166,7 +168,8 @@ class ApiServer:
                                        "SubjectAccessReview.", "lastUpdateTime": now_stamp()}],
             "certificate": base64.b64encode(signed.cert).decode()}
 
-    def update(self, kind: Kind, obj: Obj, namespace: str, name: str, sub: str) -> Obj:
+    def update(self, kind: Kind, obj: Obj, namespace: str, name: str, sub: str,
+               manager: str = "") -> Obj:
         """PUT (also the tail of every PATCH): status writes change only status."""
         live = self.store.get(kind, namespace if kind.namespaced else "", name)
         obj.setdefault("metadata", {})
@@ -187,23 +190,29 @@ class ApiServer:
                 new["metadata"]["namespace"] = live["metadata"]["namespace"]
             if "status" in live and kind.subresources and "status" in kind.subresources:
                 new["status"] = live["status"]
+        patch.record_update(live, new, manager)
         return self.store.update(kind, new)
 
     def patch(self, kind: Kind, namespace: str, name: str, sub: str, content_type: str,
-              body: bytes, query: dict[str, str], user: auth.User | None) -> tuple[int, Obj]:
+              body: bytes, query: dict[str, str], user: auth.User | None,
+              manager: str = "") -> tuple[int, Obj]:
         """PATCH in its three flavours; apply creates when the object is missing."""
         ns = namespace if kind.namespaced else ""
         if content_type.startswith("application/apply-patch"):
             applied = yaml.safe_load(body.decode() or "{}")
             if not isinstance(applied, dict):
                 raise ApiError(400, "BadRequest", "apply patch must be an object")
-            manager = query.get("fieldManager")
-            if not manager:
+            applier = query.get("fieldManager")
+            if not applier:
                 raise ApiError(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: "
                                "fieldManager: Required value: is required for apply patch")
             with self.lock:
                 live = self.store.find(kind, ns, name)
-                merged = patch.apply(live, applied, manager)
+                try:
+                    merged = patch.apply(live, applied, applier,
+                                         force=query.get("force") in ("true", "1"))
+                except patch.ApplyConflict as clash:
+                    raise conflict_error(clash) from None
                 merged.setdefault("metadata", {})["name"] = name
                 if live is None:
                     if sub:
@@ -230,7 +239,7 @@ class ApiServer:
                                f"media types include: application/json-patch+json, "
                                f"application/merge-patch+json, application/apply-patch+yaml, "
                                f"application/strategic-merge-patch+json; got {content_type}")
-            return 200, self.update(kind, new, namespace, name, sub)
+            return 200, self.update(kind, new, namespace, name, sub, manager)
 
     def sign_cluster_info(self, cm: Obj) -> Obj:
         """The bootstrap signer: one detached JWS of the kubeconfig per signing token."""
@@ -271,3 +280,18 @@ class ApiServer:
                              "creationTimestamp": now_stamp()},
                 "spec": spec, "status": {"token": token, "expirationTimestamp": expires}}
 
+
+
+def conflict_error(clash: patch.ApplyConflict) -> ApiError:
+    """The 409 the real server answers to a conflicting apply, with one cause per field."""
+    items = clash.conflicts
+    if len(items) == 1:
+        manager, version, field = items[0]
+        message = f'Apply failed with 1 conflict: conflict with "{manager}" using {version}: ' \
+                  f"{field}"
+    else:
+        message = f"Apply failed with {len(items)} conflicts: " + "; ".join(
+            f'conflict with "{m}" using {v}: {f}' for m, v, f in items)
+    causes = [{"reason": "FieldManagerConflict", "message": f'conflict with "{m}" using {v}',
+               "field": f} for m, v, f in items]
+    return ApiError(409, "Conflict", message, {"causes": causes})

@@ -175,6 +175,8 @@ class Handler(BaseHTTPRequestHandler):
                   sub: str, query: dict[str, str], body: bytes, user: auth.User) -> None:
         api, store = self.api, self.api.store
         ns = namespace if kind.namespaced else ""
+        # As the real server: the named field manager, else the client's program name.
+        manager = query.get("fieldManager") or self.headers.get("User-Agent", "").split("/")[0]
         if verb == "list":
             items, rv = store.list(kind, ns, query.get("labelSelector", ""),
                                    query.get("fieldSelector", ""))
@@ -203,14 +205,15 @@ class Handler(BaseHTTPRequestHandler):
                                "the server does not allow this method on the requested resource")
             else:
                 self._check_body(kind, doc)
-                self._send(201, api.create(kind, doc, namespace, user))
+                self._send(201, api.create(kind, doc, namespace, user, manager))
         elif method == "PUT":
             doc = json.loads(body or b"{}")
             self._check_body(kind, doc)
-            self._send(200, api.update(kind, doc, namespace, name, sub))
+            self._send(200, api.update(kind, doc, namespace, name, sub, manager))
         elif method == "PATCH":
             code, obj = api.patch(kind, namespace, name, sub,
-                                  self.headers.get("Content-Type", ""), body, query, user)
+                                  self.headers.get("Content-Type", ""), body, query, user,
+                                  manager)
             self._send(code, obj)
         elif method == "DELETE":
             obj = store.delete(kind, ns, name)
