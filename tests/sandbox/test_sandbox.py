@@ -143,6 +143,28 @@ def test_up_again_keeps_the_running_sandbox(sandbox: Sandbox) -> None:
     assert len(listed) == 1 and listed[0].state == "running"
 
 
+def test_up_restarts_a_crashed_node_as_itself(sandbox: Sandbox, node_ssh: SSHRun) -> None:
+    """A power cut of one node (supervisor and nspawn killed): `up` cleans what the crash left
+    and boots the same node again, with the same host key and machine-id."""
+    node = sandbox.nodes[2]
+    key_before = host_key_fingerprint(node.address)
+    _, id_before, _ = node_ssh(node.address, "cat /etc/machine-id")
+    status = json.loads((sandbox.directory / ".sandbox/nodes" / node.name /
+                         "status.json").read_text())
+    for pid in (status["pid"], status["nspawn"]):
+        os.kill(pid, signal.SIGKILL)
+    events: list = []
+    again = up(sandbox.directory, len(sandbox.nodes), "native", Emitter(events.append))
+    assert again == sandbox
+    leftovers = [e for e in events if e.step == "leftovers" and e.node == node.name]
+    assert leftovers and "crashed run" in leftovers[0].message
+    restarted = [e.node for e in events if e.step == "boot" and e.status is Status.OK]
+    assert restarted == [node.name]
+    assert host_key_fingerprint(node.address) == key_before
+    _, id_after, _ = node_ssh(node.address, "cat /etc/machine-id")
+    assert id_after == id_before
+
+
 def test_two_sandboxes_coexist(sandbox: Sandbox, node_ssh: SSHRun, tmp_path: Path) -> None:
     """A second sandbox gets its own names and /24; the shared proxy serves both, and outlives
     the second one's `down`."""
