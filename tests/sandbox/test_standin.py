@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from pifleet.sandbox import Sandbox
-from pifleet.sandbox.kube import build_repository, repo_dir
+from pifleet.sandbox.kube import repo_dir
 from pifleet.sandbox.kube.node import pki
 
 pytestmark = pytest.mark.sandbox
@@ -88,10 +88,10 @@ def sudo(command: str) -> str:
 def cluster(sandbox: Sandbox, node_ssh: SSHRun, tmp_path_factory: pytest.TempPathFactory
             ) -> dict[str, object]:
     """Nodes with containerd and the stand-in packages installed, `kubeadm init` done."""
-    if not repo_dir(sandbox.packages_dir, MINOR).exists():
-        # `sandbox up` does not build the repository yet: put it where the server serves.
-        build_repository(sandbox.packages_dir)
+    # `sandbox up` built the repository where its package server serves it.
+    assert (repo_dir(sandbox.packages_dir, MINOR) / "InRelease").exists()
     fleet = yaml.safe_load(Path(sandbox.fleet_path).read_text())
+    assert fleet["kubernetes"]["version"] == MINOR
     repo = fleet["kubernetes"]["package_repository"].format(minor=MINOR)
     key = fleet["kubernetes"]["package_key_url"].format(minor=MINOR)
     # The apt proxy is shared by every sandbox on the machine and restarts when one starts:

@@ -9,7 +9,7 @@ import yaml
 
 from pifleet.fleet.model import Fleet
 from pifleet.sandbox.fsutil import write_file
-from pifleet.sandbox.kube import repository_templates
+from pifleet.sandbox.kube import DEFAULT_VERSION, repository_templates
 from pifleet.sandbox.state import Sandbox
 
 HEADER = """\
@@ -37,6 +37,7 @@ def fleet_data(sandbox: Sandbox, mirror: str | None) -> dict[str, Any]:
                   for n in sandbox.nodes],
         "ssh": {"user": sandbox.ssh_user, "password": sandbox.ssh_password},
         "kubernetes": {
+            "version": DEFAULT_VERSION,
             "package_repository": repository,
             "package_key_url": key,
         },

@@ -35,6 +35,7 @@ from pifleet.sandbox import (
     hostcheck,
     hostlimits,
     hostservices,
+    kube,
     network,
     nodefiles,
     processes,
@@ -177,6 +178,9 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
         step.changed = hostservices.ensure_apt_proxy(
             live_bridge_addresses(names.ident), sandbox.bridge_address)
         step.message = sandbox.apt_proxy_url
+    with emit.step(None, PHASE, "package repository") as step:
+        step.changed = kube.ensure_repository(sandbox.packages_dir)
+        step.message = "kubeadm, kubelet, kubectl " + ", ".join(kube.VERSIONS)
     with emit.step(None, PHASE, "package server") as step:
         sdir = state_dir(directory)
         step.changed = hostservices.ensure_package_server(

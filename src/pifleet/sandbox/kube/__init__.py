@@ -13,8 +13,12 @@ from pathlib import Path
 
 from . import aptrepo, debs
 
-# The patch release each minor stands in for.
+# The patch release each minor stands in for. Two minors, so upgrades and pins can be tested;
+# none from 1.35, whose kubelet refuses the cgroup v1 that sandbox nodes see (design.md).
 PATCH = {"1.33": "1.33.5", "1.34": "1.34.1"}
+VERSIONS = tuple(PATCH)
+# What a sandbox's fleet file asks for.
+DEFAULT_VERSION = "1.34"
 
 
 def repo_dir(dest: Path, minor: str) -> Path:
@@ -22,7 +26,19 @@ def repo_dir(dest: Path, minor: str) -> Path:
     return dest / "core:" / "stable:" / f"v{minor}" / "deb"
 
 
-def build_repository(dest: Path, versions: Sequence[str] = ("1.33", "1.34")) -> None:
+def ensure_repository(dest: Path) -> bool:
+    """Build the repository under `dest` unless it is complete; True if it was built.
+
+    An existing one is kept: nodes that already trust its signing key must keep working when
+    `sandbox up` runs again.
+    """
+    if all((repo_dir(dest, minor) / "InRelease").exists() for minor in VERSIONS):
+        return False
+    build_repository(dest, VERSIONS)
+    return True
+
+
+def build_repository(dest: Path, versions: Sequence[str] = VERSIONS) -> None:
     """Write one signed repository per minor under `dest`, signed by a key made for this call.
 
     The private key lives in a temporary directory that is removed before returning; only the
