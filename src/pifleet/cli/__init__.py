@@ -12,7 +12,14 @@ from pifleet.cli.context import App, pass_app, run_guarded
 __all__ = ["App", "main", "pass_app"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _InOrder(click.Group):
+    """Lists commands in the order a fleet's life goes through them, not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=_InOrder, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--fleet", "fleet_path", type=click.Path(dir_okay=False), envvar="PIFLEET_FLEET",
               default="fleet.yaml", show_default=True,
               help="The fleet file (or $PIFLEET_FLEET).")
@@ -29,7 +36,7 @@ def cli(ctx: click.Context, fleet_path: str, json_output: bool, verbose: int) ->
 def _register() -> None:
     from pifleet.cli import flash, init, names, remote, sandbox
 
-    for module in (init, names, remote, sandbox, flash):
+    for module in (init, names, flash, remote, sandbox):
         for command in module.COMMANDS:
             cli.add_command(command)
 
