@@ -60,6 +60,19 @@ class Emitter:
         """Add a sink that receives every later event."""
         self.sinks.append(sink)
 
+    def close(self) -> None:
+        """Let every sink that holds something (a live display, a terminal) let go of it."""
+        for sink in self.sinks:
+            close = getattr(sink, "close", None)
+            if callable(close):
+                close()
+
+    def __enter__(self) -> Emitter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def __call__(self, event: Event) -> None:
         if event.status is Status.FAILED:
             self.failures.append(event)

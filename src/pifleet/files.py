@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+_LOCAL_LOCK = threading.Lock()
 
 
 def atomic_write(path: Path, data: bytes | str, mode: int = 0o600) -> None:
@@ -27,3 +33,16 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o600) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock for a read-modify-write of `path`.
+
+    Serialises this process's threads or greenlets and other pifleet processes alike, through
+    `fcntl.flock` on a `.lock` file beside `path`.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with _LOCAL_LOCK, open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

@@ -97,6 +97,21 @@ def test_run_keeps_long_lines_whole_and_uses_the_shell(fleet: Path, names: list[
     assert output_lines(result)[names[0]] == ["y" * 500, "42"]
 
 
+def test_run_passes_tabs_and_survives_bytes_that_are_not_utf8(fleet: Path,
+                                                              names: list[str]) -> None:
+    result = pifleet(fleet, "run", "--nodes", names[0], "--", r"printf 'a\tb\n\377\n'")
+    assert result.returncode == 0, result.stderr
+    assert output_lines(result)[names[0]] == ["a\tb", "\ufffd"]
+
+
+def test_run_timeout_fails_the_slow_node_only(fleet: Path, names: list[str]) -> None:
+    result = pifleet(fleet, "run", "--timeout", "3", "--",
+                     f"if [ $(hostname) = {names[0]} ]; then sleep 30; fi; echo done")
+    assert result.returncode == 1
+    assert f"{names[0]}: run/command: TimeoutError" in result.stderr
+    assert sorted(output_lines(result)) == sorted(names[1:])
+
+
 def test_run_failure_exits_1_and_names_the_nodes(fleet: Path, names: list[str]) -> None:
     result = pifleet(fleet, "run", "--", f"test $(hostname) != {names[1]}")
     assert result.returncode == 1

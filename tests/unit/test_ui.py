@@ -24,6 +24,14 @@ def test_output_lines_are_never_wrapped_or_cut() -> None:
     assert stream.getvalue() == f"black-pearl: {long}\n"
 
 
+def test_output_lines_off_a_terminal_are_written_byte_for_byte() -> None:
+    stream = io.StringIO()
+    display = LiveDisplay(narrow_console(io.StringIO()), narrow_console(stream), show_steps=False)
+    display(Event("fregate", "run", "output", Status.OUTPUT, message="a\tb  \x1b[1m"))
+    display(Event("fregate", "run", "command", Status.OK, message="exit status 0"))
+    assert stream.getvalue() == "fregate: a\tb  \x1b[1m\n"
+
+
 def test_summary_names_node_step_and_error() -> None:
     stream = io.StringIO()
     emit = Emitter()

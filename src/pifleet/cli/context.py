@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,9 +70,12 @@ def run_guarded(command: click.Command) -> int:
     try:
         result = command.main(standalone_mode=False)
     except PifleetError as exc:
-        message = Text("error: ", style="bold red") + Text(str(exc))
-        Console(stderr=True, highlight=False, soft_wrap=True).print(message)
+        _print_error(str(exc))
         return exc.exit_code
+    except (OSError, subprocess.SubprocessError) as exc:
+        # A local file or program failed outside any node step: one line, not a traceback.
+        _print_error(str(exc) or type(exc).__name__)
+        return 1
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1
@@ -82,3 +86,8 @@ def run_guarded(command: click.Command) -> int:
         click.echo("Interrupted.", err=True)
         return 130
     return result if isinstance(result, int) else 0
+
+
+def _print_error(message: str) -> None:
+    text = Text("error: ", style="bold red") + Text(message)
+    Console(stderr=True, highlight=False, soft_wrap=True).print(text)

@@ -31,7 +31,7 @@ nodes_option = click.option("--nodes", "nodes", metavar="A,B",
 def trust(app: App, nodes: str | None, harden: bool, ask_password: bool,
           print_password: str | None) -> int:
     """First contact: install the fleet key, pin host keys, passwordless sudo."""
-    from pifleet.remote.secrets import get_secret
+    from pifleet.remote.secrets import require_secret
     from pifleet.remote.targets import node_password
     from pifleet.remote.trust import PASSWORD_SECRET
     from pifleet.remote.trust import trust as run_trust
@@ -39,23 +39,19 @@ def trust(app: App, nodes: str | None, harden: bool, ask_password: bool,
 
     fleet = app.fleet
     if print_password:
-        secret = get_secret(fleet, fleet.node(print_password).name, PASSWORD_SECRET)
-        if secret is None:
-            raise BadInput(f"{print_password}: no password recorded in {fleet.secrets_path} "
-                           "(run `pifleet trust --harden` first)")
-        click.echo(secret)
+        click.echo(require_secret(fleet, print_password, PASSWORD_SECRET,
+                                  "run `pifleet trust --harden` first"))
         return 0
     selected = fleet.select(_node_list(nodes))
+    # A password is needed only for nodes that do not have the fleet key yet; without a
+    # terminal to ask on, those nodes fail with an authentication error that says so.
     password = None
     without = [n.name for n in selected if node_password(fleet, n) is None]
-    if ask_password or without:
-        if not sys.stdin.isatty():
-            raise BadInput(f"{fleet.path}: no first-contact password for "
-                           f"{', '.join(without) or 'the nodes'}: set ssh.password in the "
-                           "fleet file, or run in a terminal to be asked")
-        password = click.prompt("First-contact SSH password", hide_input=True)
-    emit = app.emitter(log_name=fleet.name)
-    result = run_trust(fleet, selected, emit, password=password, harden=harden)
+    if ask_password or (without and sys.stdin.isatty()):
+        password = click.prompt("First-contact SSH password", hide_input=True, err=True)
+    with app.emitter(log_name=fleet.name) as emit:
+        result = run_trust(fleet, selected, emit, password=password, override=ask_password,
+                           harden=harden)
     print_summary(app.err_console, emit.failures, len(selected), "trust")
     return 1 if result.failed else 0
 
@@ -78,8 +74,8 @@ def run(app: App, nodes: str | None, timeout: float | None, command: tuple[str, 
         raise BadInput("run: no command given (usage: pifleet run -- CMD)")
     fleet = app.fleet
     selected = fleet.select(_node_list(nodes))
-    emit = app.emitter(log_name=fleet.name, show_steps=False)
-    result = run_command(fleet, selected, line, emit, timeout=timeout)
+    with app.emitter(log_name=fleet.name, show_steps=False) as emit:
+        result = run_command(fleet, selected, line, emit, timeout=timeout)
     if result.failed:
         print_summary(app.err_console, emit.failures, len(selected), "run")
     return 1 if result.failed else 0

@@ -10,20 +10,11 @@ from rich.table import Table
 from rich.text import Text
 
 from pifleet.cli.context import App, pass_app
-from pifleet.events import Emitter
 
 DEFAULT_DIR = "pifleet-sandbox"
 dir_option = click.option("--dir", "directory", type=click.Path(file_okay=False),
                           default=DEFAULT_DIR, show_default=True,
                           help="The sandbox's folder (its fleet.yaml and state live there).")
-
-
-def _close(emit: Emitter) -> None:
-    # The live display keeps the terminal until closed.
-    for sink in emit.sinks:
-        close = getattr(sink, "close", None)
-        if callable(close):
-            close()
 
 
 @click.group()
@@ -42,11 +33,8 @@ def up(app: App, count: int, directory: str, arch: str) -> int:
     """Boot N virtual Pis and write DIR/fleet.yaml for them (waits for SSH)."""
     from pifleet import sandbox as core
 
-    emit = app.emitter()
-    try:
+    with app.emitter() as emit:
         info = core.up(Path(directory), count, arch, emit)
-    finally:
-        _close(emit)
     if app.json_output:
         click.echo(json.dumps({"fleet": str(info.fleet_path), "bridge": info.bridge,
                                "bridge_address": info.bridge_address,
@@ -73,11 +61,8 @@ def down(app: App, directory: str) -> int:
     """Remove the sandbox in DIR: nodes, network, host services and its files."""
     from pifleet import sandbox as core
 
-    emit = app.emitter()
-    try:
+    with app.emitter() as emit:
         removed = core.down(Path(directory), emit)
-    finally:
-        _close(emit)
     if not app.json_output:
         app.console.print(Text(f"sandbox in {Path(directory).absolute()}: "
                                + ("removed" if removed else "nothing was there"),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import gevent
 
@@ -19,14 +18,6 @@ from pifleet.remote.targets import key_target
 
 PHASE = "run"
 STEP = "command"
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """A node's exit status (None when the connection dropped before one arrived)."""
-
-    node: str
-    exit_status: int | None
 
 
 def run_command(fleet: Fleet, nodes: list[Node], command: str, emit: Emitter,
@@ -47,13 +38,25 @@ def _run_on_host(phase: Phase, host: object, command: str, timeout: float | None
     emit = phase.emit
     emit.emit(name, PHASE, STEP, Status.START, message=command)
     began = time.monotonic()
+    channel = None
     try:
-        _stdin, stdout, stderr = client.exec_command(command, timeout=timeout)
-        _stdin.close()
-        readers = [gevent.spawn(_stream_lines, emit, name, stream) for stream in (stdout, stderr)]
-        gevent.joinall(readers, raise_error=True)
-        status = stdout.channel.recv_exit_status()
-    except Exception as exc:  # paramiko raises socket, SSH and timeout errors alike
+        expired = TimeoutError(f"no exit status after {timeout:g} s" if timeout else "")
+        with gevent.Timeout(timeout, expired):
+            channel = client.get_transport().open_session()
+            channel.exec_command(command)
+            channel.shutdown_write()  # no stdin, as `ssh host CMD < /dev/null`
+            # Binary streams: a node may print anything, and a line that is not UTF-8 is
+            # still a line of output, not a failure.
+            streams = (channel.makefile("rb"), channel.makefile_stderr("rb"))
+            readers = [gevent.spawn(_stream_lines, emit, name, stream) for stream in streams]
+            try:
+                gevent.joinall(readers, raise_error=True)
+            finally:
+                gevent.killall(readers)
+            status = channel.recv_exit_status()
+    except (Exception, gevent.Timeout) as exc:  # socket, SSH and timeout errors alike
+        if channel is not None:
+            channel.close()
         phase.fail(name, STEP, f"{type(exc).__name__}: {exc}", time.monotonic() - began)
         return
     duration = time.monotonic() - began
@@ -67,34 +70,8 @@ def _run_on_host(phase: Phase, host: object, command: str, timeout: float | None
         phase.fail(name, STEP, f"exit status {status}", duration)
 
 
-def _stream_lines(emit: Emitter, node: str, stream: Iterable[bytes | str]) -> None:
+def _stream_lines(emit: Emitter, node: str, stream: Iterable[bytes]) -> None:
     for raw in stream:
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        emit.emit(node, PHASE, "output", Status.OUTPUT, message=text.rstrip("\r\n"))
+        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        emit.emit(node, PHASE, "output", Status.OUTPUT, message=text)
 
-
-def wait_for_nodes(fleet: Fleet, nodes: list[Node], emit: Emitter, timeout: float = 300,
-                   interval: float = 2.0) -> PhaseResult:
-    """Wait until every node accepts a key login again (after a reboot); fail those that don't."""
-    deadline = time.monotonic() + timeout
-    pending = list(nodes)
-    result = PhaseResult()
-    quiet = Emitter()
-    while pending:
-        phase = Phase("wait", [key_target(fleet, n) for n in pending], quiet, connect_timeout=5)
-        up = set(phase.connect())
-        phase.close()
-        for node in [n for n in pending if n.name in up]:
-            emit.emit(node.name, "wait", "ssh", Status.OK)
-            result.outcomes[node.name] = phase.outcome(node.name)
-        pending = [n for n in pending if n.name not in up]
-        if pending and time.monotonic() > deadline:
-            for node in pending:
-                outcome = phase.outcome(node.name)
-                emit.emit(node.name, "wait", "ssh", Status.FAILED,
-                          message=f"not back after {timeout:.0f}s: {outcome.error}")
-                result.outcomes[node.name] = outcome
-            break
-        if pending:
-            time.sleep(interval)
-    return result

@@ -9,19 +9,15 @@ keys (facts.md section 7); we always do.
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
 import socket
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 
 from pifleet.errors import Failed
-from pifleet.files import atomic_write
-
-_PIN_LOCK = threading.Lock()
+from pifleet.files import atomic_write, locked
 
 
 class HostKeyChanged(Failed):
@@ -47,11 +43,28 @@ def known_hosts_name(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
 
-def scan(address: str, port: int, timeout: float = 10.0) -> paramiko.PKey:
-    """Fetch the host key a server presents, without authenticating."""
+def pinned_types(known_hosts: Path, address: str, port: int) -> list[str]:
+    """The key types pinned for a host (empty before first contact)."""
+    if not known_hosts.exists():
+        return []
+    hosts = paramiko.HostKeys(str(known_hosts))
+    return list(hosts.lookup(known_hosts_name(address, port)) or [])
+
+
+def scan(address: str, port: int, timeout: float = 10.0,
+         prefer: list[str] | None = None) -> paramiko.PKey:
+    """Fetch the host key a server presents, without authenticating.
+
+    `prefer` puts those key types first, so a server with several host keys shows the one that
+    was pinned (as OpenSSH does when it knows the host).
+    """
     sock = socket.create_connection((address, port), timeout=timeout)
     transport = paramiko.Transport(sock)
     try:
+        if prefer:
+            options = transport.get_security_options()
+            options.key_types = [t for t in prefer if t in options.key_types] + [
+                t for t in options.key_types if t not in prefer]
         transport.start_client(timeout=timeout)
         return transport.get_remote_server_key()
     finally:
@@ -66,11 +79,8 @@ def pin(node: str, address: str, port: int, known_hosts: Path,
     """
     key = key or scan(address, port)
     name = known_hosts_name(address, port)
-    known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # Nodes are pinned in parallel, maybe by two pifleet processes: serialise the
-    # read-modify-write of the file.
-    with _PIN_LOCK, open(known_hosts.with_name(known_hosts.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    # Nodes are pinned in parallel, maybe by two pifleet processes.
+    with locked(known_hosts):
         return _pin_locked(node, name, key, known_hosts)
 
 
@@ -84,8 +94,9 @@ def _pin_locked(node: str, name: str, key: paramiko.PKey, known_hosts: Path) -> 
         if same_type is not None and same_type == key:
             return PinResult(False, fingerprint(key))
         old = same_type or next(iter(pinned.values()))
+        what = "host key changed" if same_type is not None else "host key type changed"
         raise HostKeyChanged(
-            f"{node}: host key changed for {name}: pinned {old.get_name()} "
+            f"{node}: {what} for {name}: pinned {old.get_name()} "
             f"{fingerprint(old)} in {known_hosts}, but the node now presents "
             f"{key.get_name()} {fingerprint(key)}. If the node was reinstalled, remove its line "
             f"with: ssh-keygen -f {known_hosts} -R '{name}'"

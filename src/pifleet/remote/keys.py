@@ -12,6 +12,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from pifleet.errors import BadInput
 from pifleet.files import atomic_write
 from pifleet.fleet import Fleet
 
@@ -42,9 +43,19 @@ def ensure_key(fleet: Fleet) -> Path:
     return public
 
 
-def public_key_line(fleet: Fleet) -> str:
-    """The `ssh-ed25519 AAAA... comment` line to install on nodes (creates the key if needed)."""
-    return ensure_key(fleet).read_text().strip()
+def public_key_line(fleet: Fleet, private: Path | None = None) -> str:
+    """The `ssh-ed25519 AAAA... comment` line to install for a private key.
+
+    The fleet's own key by default (created if missing); a node's own key (an `ssh.private_key`
+    override) is read, never created, with its public half derived from it.
+    """
+    if private is None or private == key_paths(fleet)[0]:
+        return ensure_key(fleet).read_text().strip()
+    try:
+        key = serialization.load_ssh_private_key(private.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"cannot use private key {private}: {exc}") from exc
+    return _public_line(key.public_key(), fleet.name).strip()
 
 
 def _public_line(public_key: object, fleet_name: str) -> str:

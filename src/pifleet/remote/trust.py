@@ -15,8 +15,10 @@ from dataclasses import replace
 from io import StringIO
 
 import gevent
+import paramiko
 from pyinfra.operations import files, server
 
+from pifleet.errors import PifleetError
 from pifleet.events import Emitter
 from pifleet.fleet import Fleet, Node
 from pifleet.remote import hostkeys
@@ -33,11 +35,14 @@ PASSWORD_SECRET = "password"
 
 
 def trust(fleet: Fleet, nodes: list[Node], emit: Emitter, *, password: str | None = None,
-          harden: bool = False) -> PhaseResult:
-    """Run first contact on `nodes`; `password` overrides the fleet file's first-contact one."""
+          override: bool = False, harden: bool = False) -> PhaseResult:
+    """Run first contact on `nodes`.
+
+    `password` is used for the nodes whose fleet file gives none, or for every node with
+    `override`. A node with no password at all can still be trusted again once its key is in.
+    """
     with emit.step(None, PHASE, "fleet key") as step:
-        key_line = public_key_line(fleet)
-        step.message = key_line.split()[0]
+        step.message = public_key_line(fleet).split()[0]
     reachable = _pin_host_keys(fleet, nodes, emit)
 
     targets = []
@@ -45,13 +50,13 @@ def trust(fleet: Fleet, nodes: list[Node], emit: Emitter, *, password: str | Non
         target = key_target(fleet, node)
         # paramiko tries the key first and the password only if the key is refused, so one
         # connection serves a first contact and a re-run alike.
-        first_password = password or node_password(fleet, node)
+        first_password = password if override else (node_password(fleet, node) or password)
         targets.append(replace(target, password=first_password))
     setup = Phase(PHASE, targets, emit)
     setup.connect()
     for target in targets:
         setup.add("authorized key", server.user_authorized_keys, nodes=[target.name],
-                  user=target.user, public_keys=[key_line])
+                  user=target.user, public_keys=[public_key_line(fleet, target.key)])
         setup.add("passwordless sudo", files.put, nodes=[target.name],
                   src=StringIO(f"{target.user} ALL=(ALL) NOPASSWD:ALL\n"),
                   dest=f"/etc/sudoers.d/010_pifleet-{target.user}",
@@ -79,19 +84,20 @@ def _pin_host_keys(fleet: Fleet, nodes: list[Node], emit: Emitter) -> list[Node]
     known_hosts = fleet.resolve(fleet.ssh.known_hosts)
 
     def pin(node: Node) -> bool:
+        port = node_port(fleet, node)
         try:
             with emit.step(node.name, PHASE, "host key") as step:
-                port = node_port(fleet, node)
                 try:
-                    key = hostkeys.scan(node.address, port)
+                    key = hostkeys.scan(node.address, port, prefer=hostkeys.pinned_types(
+                        known_hosts, node.address, port))
                 except OSError as exc:
                     raise ConnectionError(
                         f"cannot reach {node.address}:{port}: {exc.strerror or exc}") from exc
                 pinned = hostkeys.pin(node.name, node.address, port, known_hosts, key)
                 step.changed = pinned.new
                 step.message = ("pinned " if pinned.new else "matches ") + pinned.fingerprint
-        except Exception:
-            return False
+        except (OSError, EOFError, paramiko.SSHException, PifleetError):
+            return False  # reported by the step
         return True
 
     jobs = [(node, gevent.spawn(pin, node)) for node in nodes]

@@ -40,10 +40,11 @@ def format_event(event: Event) -> Text:
 class LiveDisplay:
     """A sink for humans.
 
-    On a terminal, a live table shows each node's current step; finished steps are printed
-    above it (failures always, the rest with -v). Off a terminal, one line per finished step
-    (with `show_steps`; otherwise failures only). Output lines (`Status.OUTPUT`) go to the
-    `output` console, printed whole as `NAME: line`, never wrapped or cut.
+    With `show_steps` on a terminal, a live table shows each node's current step and finished
+    steps are printed above it (failures always, the rest with -v); off a terminal, one line per
+    finished step. Without `show_steps`, only failures. Output lines (`Status.OUTPUT`) go to the
+    `output` console as `NAME: line`, never wrapped or cut, and written byte for byte (tabs and
+    all) when that is not a terminal.
     """
 
     def __init__(self, console: Console, output: Console | None = None, verbose: int = 0,
@@ -54,6 +55,13 @@ class LiveDisplay:
         self.show_steps = show_steps
         self.current: dict[str, Event] = {}
         self.live: Live | None = None
+
+    def _print_output(self, node: str | None, line: str) -> None:
+        if self.output.is_terminal:
+            self._print(self.output, format_output_line(node, line))
+        else:
+            self.output.file.write(f"{node or 'local'}: {line}\n")
+            self.output.file.flush()
 
     @staticmethod
     def _print(console: Console, text: Text) -> None:
@@ -68,7 +76,7 @@ class LiveDisplay:
 
     def __call__(self, event: Event) -> None:
         if event.status is Status.OUTPUT:
-            self._print(self.output, format_output_line(event.node, event.message))
+            self._print_output(event.node, event.message)
             return
         key = event.node or "local"
         if event.status is Status.START:
@@ -83,11 +91,13 @@ class LiveDisplay:
         self._refresh()
 
     def _refresh(self) -> None:
-        if not self.console.is_terminal:
+        if not (self.console.is_terminal and self.show_steps):
             return
         if self.current and self.live is None:
+            # No redirection: stdout may be a pipe that must get the nodes' output, not ours.
             self.live = Live(self._table(), console=self.console, transient=True,
-                             refresh_per_second=8)
+                             refresh_per_second=8, redirect_stdout=False,
+                             redirect_stderr=False)
             self.live.start()
         elif self.live is not None:
             if self.current:

@@ -35,5 +35,7 @@ class NodeLogs:
         changed = " changed" if event.changed else ""
         line = (f"{stamp} {event.phase}/{event.step} {event.status}{changed}{duration}"
                 f"{': ' + event.message if event.message else ''}\n")
-        with self.path(event.node).open("a", encoding="utf-8") as log:
+        # 0600: a node's output lines can be anything the user ran, a kubeconfig included.
+        fd = os.open(self.path(event.node), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as log:
             log.write(line)
