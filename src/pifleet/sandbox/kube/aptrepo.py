@@ -18,6 +18,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from pifleet.errors import Failed
+
 from .debs import Package
 
 KEY_UID = "pifleet sandbox stand-in repository <sandbox@pifleet.invalid>"
@@ -75,7 +77,7 @@ def _gpg(home: Path, *args: str) -> bytes:
                              "--pinentry-mode", "loopback", "--passphrase", "", *args],
                             capture_output=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"gpg {' '.join(args[:2])} failed: {result.stderr.decode().strip()}")
+        raise Failed(f"gpg {' '.join(args[:2])} failed: {result.stderr.decode().strip()}")
     return result.stdout
 
 

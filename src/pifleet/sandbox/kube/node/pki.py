@@ -68,26 +68,35 @@ def make_ca(cn: str = "kubernetes") -> Pair:
     key = new_key()
     now = _now()
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=365 * CA_YEARS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=True,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=False, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
+        _builder(_name(cn), _name(cn), key.public_key(), now, 365 * CA_YEARS, ca=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     return Pair(cert.public_bytes(serialization.Encoding.PEM), key_pem(key))
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, public_key: Any, now: dt.datetime,
+             days: int, *, ca: bool) -> x509.CertificateBuilder:
+    """What CA and leaf certificates share: validity (from five minutes ago, for clock skew
+    between nodes), basic constraints and key usage."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=True,
+                data_encipherment=False, key_agreement=False, key_cert_sign=ca,
+                crl_sign=False, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
 
 
 def issue(
@@ -115,22 +124,7 @@ def issue(
         usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     now = _now()
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn, orgs))
-        .issuer_name(ca_cert.subject)
-        .public_key(pub)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=LEAF_DAYS))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=True,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
+        _builder(_name(cn, orgs), ca_cert.subject, pub, now, LEAF_DAYS, ca=False)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     )
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
