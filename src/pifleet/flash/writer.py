@@ -23,7 +23,7 @@ from pifleet.errors import Failed
 from pifleet.flash.bmap import BlockMap
 
 HEAD = 1024 * 1024
-SYNC_STEP = 64 * 1024 * 1024
+SYNC_STEP = 256 * 1024 * 1024
 ZEROS = bytes(4 * 1024 * 1024)
 QUEUE_DEPTH = 4
 BLKZEROOUT = 0x127F  # _IO(0x12, 127), Linux
