@@ -48,11 +48,11 @@ def test_next_unused_names_when_settings_but_no_names() -> None:
 
 def test_nodes_from_the_fleet_carry_user_and_fleet_key() -> None:
     fleet = parse_fleet(FLEET)
-    boots = for_targets(2, Common(), [], ["sloop", "brig"], fleet, KEY)
+    boots = for_targets(2, Common(), [], ["sloop", "brig"], fleet, {"sloop": KEY, "brig": KEY})
     assert [(b.hostname, b.user, b.ssh_keys) for b in boots if b] == [
         ("sloop", "student", (KEY,)), ("brig", "student", (KEY,))]
     with pytest.raises(BadInput, match="no node named"):
-        for_targets(1, Common(), [], ["nope"], fleet, KEY)
+        for_targets(1, Common(), [], ["nope"], fleet, {})
     with pytest.raises(BadInput, match="fleet"):
         for_targets(1, Common(), [], ["brig"], None, None)
 

@@ -76,3 +76,18 @@ def test_unreadable_bmap_names_the_file(tmp_path) -> None:  # type: ignore[no-un
     path.write_text("<bmap")
     with pytest.raises(BadInput, match=r"x\.bmap"):
         bmap.load(path)
+
+
+def test_catalog_entries_are_well_formed() -> None:
+    from pifleet.flash import catalog
+
+    names = {e.name for e in catalog.CATALOG}
+    assert {"hypriotos-1.7.1", "raspios-lite-arm64", "ubuntu-server-24.04-arm64"} <= names
+    for entry in catalog.CATALOG:
+        assert entry.url.startswith("https://")
+        assert entry.sha256 or entry.sha256_url
+        if entry.sha256:
+            assert len(entry.sha256) == 64 and int(entry.sha256, 16) >= 0
+    assert catalog.get("raspios").name == "raspios-lite-arm64"
+    with pytest.raises(BadInput, match=r"hypriotos-1\.7\.1"):
+        catalog.get("nope")

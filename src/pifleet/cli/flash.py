@@ -104,13 +104,18 @@ def flash_command(app: App, image: str, targets: tuple[Path, ...], hostnames: tu
     common = _common(user, ask_password, ssh_keys, wifi_ssid, wifi_password, wifi_country,
                      static_ip, gateway, dns, timezone, locale, keyboard)
     fleet = app.fleet if nodes else None
-    fleet_key = None
+    fleet_keys = None
     if fleet is not None:
-        from pifleet.remote.keys import ensure_key
+        from pifleet.remote.keys import public_key_line
 
-        fleet_key = ensure_key(fleet).read_text().strip()
+        # The key `pifleet trust` installs: the fleet's own (made if missing) or a node's
+        # own private key named in the fleet file.
+        fleet_keys = {}
+        for name in nodes:
+            own = fleet.node(name).ssh.private_key
+            fleet_keys[name] = public_key_line(fleet, fleet.resolve(own) if own else None)
     boots = core.for_targets(len(targets), common, list(hostnames), list(nodes), fleet,
-                             fleet_key)
+                             fleet_keys)
     request = core.Request(image=image, targets=list(targets), boots=boots, format=fmt,
                            sha256=sha256, image_sha256=image_sha256, bmap=bmap,
                            use_bmap=not no_bmap, verify=verify,

@@ -50,11 +50,13 @@ def read_keys(files: list[Path]) -> tuple[str, ...]:
 
 
 def for_targets(count: int, common: Common, hostnames: list[str], nodes: list[str],
-                fleet: Fleet | None, fleet_key: str | None) -> list[FirstBoot | None]:
+                fleet: Fleet | None, fleet_keys: dict[str, str] | None
+                ) -> list[FirstBoot | None]:
     """One FirstBoot per target, in order (None: write the image unchanged).
 
-    With `--node`, hostname and user come from the fleet, plus the fleet's key (the one
-    `pifleet trust` installs). Several targets without names get the next unused ship names.
+    With `--node`, hostname and user come from the fleet, plus the node's key from
+    `fleet_keys` (by node name: the key `pifleet trust` would install). Several targets
+    without names get the next unused ship names.
     """
     if nodes and hostnames:
         raise BadInput("give --node or --hostname, not both")
@@ -68,7 +70,8 @@ def for_targets(count: int, common: Common, hostnames: list[str], nodes: list[st
         for name in nodes:
             node = fleet.node(name)
             user = common.user or node.ssh.user or fleet.ssh.user
-            extra = (fleet_key,) if fleet_key else ()
+            key = (fleet_keys or {}).get(name)
+            extra = (key,) if key else ()
             out.append(_boot(common, name, user, keys + extra))
         return out
     if not hostnames:
