@@ -7,14 +7,8 @@ renamed or extension-less download still works and a corrupt one is named as suc
 from __future__ import annotations
 
 import bz2
-import contextlib
-import fcntl
 import lzma
 import os
-import re
-import shutil
-import struct
-import subprocess
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -23,9 +17,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pifleet.errors import BadInput
+from pifleet.flash import xz
+from pifleet.flash.xz import CorruptStream
 
 CHUNK = 4 * 1024 * 1024
-F_SETPIPE_SZ = 1031  # Linux
 
 MAGICS: list[tuple[bytes, str]] = [
     (b"\xfd7zXZ\x00", "xz"),
@@ -68,7 +63,7 @@ def inspect(path: Path) -> ImageInfo:
         member = _zip_member(path)
         return ImageInfo(kind, member.file_size, member.filename)
     if kind == "xz":
-        size, blocks = _xz_index(path)
+        size, blocks = xz.index(path)
         return ImageInfo(kind, size, blocks=blocks)
     if kind == "zst":
         return ImageInfo(kind, _zst_size(path))
@@ -95,42 +90,6 @@ def _zip_member(path: Path) -> zipfile.ZipInfo:
     return member
 
 
-def _xz_index(path: Path) -> tuple[int | None, int]:
-    """Uncompressed size and block count from the xz index (read from the end, no decoding)."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(-12, 2)
-            footer = handle.read(12)
-            if footer[10:12] != b"YZ":
-                raise BadInput(f"{path}: corrupt xz file (no stream footer)")
-            backward = (struct.unpack("<I", footer[4:8])[0] + 1) * 4
-            handle.seek(-12 - backward, 2)
-            index = handle.read(backward)
-    except OSError as exc:
-        raise BadInput(f"{path}: corrupt xz file ({exc})") from exc
-    if not index or index[0] != 0:
-        return None, 1  # several concatenated streams: size found while writing
-    pos = 1
-    count, pos = _varint(index, pos)
-    total = 0
-    for _ in range(count):
-        _, pos = _varint(index, pos)
-        size, pos = _varint(index, pos)
-        total += size
-    return total, count
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
-
-
 def _zst_size(path: Path) -> int | None:
     import zstandard
 
@@ -142,10 +101,6 @@ def _zst_size(path: Path) -> int | None:
         raise BadInput(f"{path}: corrupt zstd file ({exc})") from exc
     size = params.content_size
     return None if size in (0, zstandard.CONTENTSIZE_UNKNOWN) else int(size)
-
-
-class CorruptStream(Exception):
-    """The compressed data broke off or does not decode (found while writing)."""
 
 
 def chunks(path: Path, info: ImageInfo, size: int = CHUNK) -> Iterator[bytes]:
@@ -169,8 +124,8 @@ def chunks(path: Path, info: ImageInfo, size: int = CHUNK) -> Iterator[bytes]:
             yield block
         if info.size is not None and total != info.size:
             raise CorruptStream(f"{path}: zst data ends early: {total} of {info.size} bytes")
-    elif info.kind == "xz" and info.blocks > 1 and _xz_threads():
-        yield from _decode_xz_threaded(path)
+    elif info.kind == "xz" and info.blocks > 1 and xz.threads_available():
+        yield from xz.decode_threaded(path)
     else:
         yield from _decode(path, info.kind, size)
 
@@ -255,43 +210,6 @@ def _decode(path: Path, kind: str, size: int) -> Iterator[bytes]:
             raise CorruptStream(f"{path}: {kind} data ends early: the file is truncated")
     except (lzma.LZMAError, OSError, zlib.error, EOFError, ValueError) as exc:
         raise CorruptStream(f"{path}: corrupt {kind} data ({exc or type(exc).__name__})") from exc
-
-
-def _xz_threads() -> bool:
-    """Whether the xz tool can decode blocks on several cores here (xz 5.4 or later)."""
-    if (os.cpu_count() or 1) < 2 or shutil.which("xz") is None:
-        return False
-    try:
-        out = subprocess.run(["xz", "--robot", "--version"], capture_output=True, text=True,
-                             check=False).stdout
-    except OSError:
-        return False
-    match = re.search(r"XZ_VERSION=(\d+)", out)
-    return match is not None and int(match.group(1)) >= 50040002  # 5.4.0 stable
-
-
-def _decode_xz_threaded(path: Path) -> Iterator[bytes]:
-    """Multi-block .xz through `xz -dc -T0`: it decodes blocks in parallel, which Python's
-    single-threaded lzma cannot; the stream's integrity checks are still verified by xz.
-    """
-    proc = subprocess.Popen(["xz", "-dc", "-T0", "--", str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, bufsize=0)
-    assert proc.stdout is not None and proc.stderr is not None
-    fd = proc.stdout.fileno()
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(fd, F_SETPIPE_SZ, 1024 * 1024)  # fewer, larger reads from the pipe
-    try:
-        while block := os.read(fd, 1024 * 1024):
-            yield block
-        error = proc.stderr.read().decode(errors="replace").strip()
-        if proc.wait() != 0:
-            raise CorruptStream(f"{path}: corrupt xz data ({error or 'xz failed'})")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
 
 
 def _needs_input(decoder: Any) -> bool:

@@ -8,45 +8,28 @@ writes (lzma, zlib, hashlib and os.pwrite all release the GIL).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import queue
-import struct
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pifleet.errors import Failed
+from pifleet.flash import diskio
 from pifleet.flash.bmap import BlockMap
+from pifleet.flash.diskio import Sink
 
 HEAD = 1024 * 1024
-SYNC_STEP = 256 * 1024 * 1024
 ZEROS = bytes(4 * 1024 * 1024)
 QUEUE_DEPTH = 4
-BLKZEROOUT = 0x127F  # _IO(0x12, 127), Linux
 
 Progress = Callable[[int, int | None], None]
 
 
 class Incomplete(Failed):
     """Writing stopped before the partition table was written: the card is not usable."""
-
-
-@dataclass
-class Sink:
-    """An opened target. `sparse`: a fresh regular file, where zero blocks may be skipped."""
-
-    fd: int
-    path: Path
-    is_device: bool
-    sparse: bool = False
-    since_sync: int = 0
-    synced_to: int = 0
-    pending_sync: tuple[int, int] | None = None
-    zeroout: bool = True  # try BLKZEROOUT for zero blocks on a device (off after a refusal)
 
 
 @dataclass
@@ -136,7 +119,7 @@ def write_body(chunks: Iterator[tuple[int, bytes]], sinks: list[Sink], *,
     `chunks` yields (offset, bytes) in ascending order: the whole image, or with
     `mapped_only` just the bmap's ranges of an uncompressed image (the rest is not even read).
     """
-    _tune_allocator()
+    diskio.tune_allocator()
     producer = _Producer(chunks, want_raw_hash=raw_sha256 is not None)
     producer.start()
     # Writes run in their own threads while this one hashes: both release the GIL.
@@ -209,25 +192,6 @@ def write_body(chunks: Iterator[tuple[int, bytes]], sinks: list[Sink], *,
     return Written(bytes(head), size, written_ranges, digest.hexdigest(), raw, zero_ranges)
 
 
-def _tune_allocator() -> None:
-    """Keep 4 MiB buffers on the heap instead of a fresh mmap for each one.
-
-    glibc maps each large allocation separately and unmaps it on free, so every chunk paid
-    for 1024 page faults: measured here, reading a 1 GiB image took 2.8 s instead of 1.7 s.
-    """
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None)
-        libc.mallopt(-3, 64 * 1024 * 1024)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 256 * 1024 * 1024)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass
-
-
 def _extend(ranges: list[tuple[int, int]], start: int, end: int) -> None:
     if ranges and ranges[-1][1] == start:
         ranges[-1] = (ranges[-1][0], end)
@@ -291,91 +255,20 @@ def _write(pool: ThreadPoolExecutor, sinks: list[Sink], offset: int, data: bytes
     `skip_zero` says `data` is all zeros: a fresh file leaves a hole, a device zeroes out.
     """
     def one(sink: Sink) -> None:
-        if skip_zero and (sink.sparse or (sink.zeroout and _zero_out(sink, offset, len(data)))):
+        if skip_zero and (sink.sparse
+                          or (sink.zeroout and diskio.zero_out(sink, offset, len(data)))):
             return
-        _pwrite_all(sink.fd, data, offset)
+        diskio.pwrite_all(sink.fd, data, offset)
         sink.since_sync += len(data)
-        if sink.since_sync >= SYNC_STEP:
-            _flush_step(sink, offset + len(data))
+        if sink.since_sync >= diskio.SYNC_STEP:
+            diskio.flush_step(sink, offset + len(data))
 
     return [pool.submit(one, s) for s in sinks]
-
-
-def _flush_step(sink: Sink, upto: int) -> None:
-    """Steady flushing, so gigabytes do not pile up in the page cache for a final fsync that
-    stalls for minutes with no progress to show.
-
-    On Linux the step just written is handed to writeback without waiting, and only the step
-    before it is waited for: the card keeps writing while the next step is decompressed. Elsewhere
-    a plain fdatasync.
-    """
-    start = sink.synced_to
-    sink.since_sync = 0
-    sink.synced_to = upto
-    if _SYNC_FILE_RANGE is None:
-        os.fdatasync(sink.fd)
-        return
-    if sink.pending_sync is not None:
-        before, after = sink.pending_sync
-        _SYNC_FILE_RANGE(sink.fd, before, after - before, 1 | 2 | 4)  # wait, write, wait
-    _SYNC_FILE_RANGE(sink.fd, start, upto - start, 2)  # start writeback, do not wait
-    sink.pending_sync = (start, upto)
-
-
-def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    function.restype = ctypes.c_int
-    return function
-
-
-_SYNC_FILE_RANGE = _load_sync_file_range()
-
-
-def _zero_out(sink: Sink, offset: int, length: int) -> bool:
-    """Zero a device range with BLKZEROOUT; False if the kernel refuses (then plain writes).
-
-    The kernel guarantees the range reads back as zeros: it uses the device's write-zeroes
-    command where there is one and writes zero pages itself otherwise, so this is safe on a
-    used card, unlike skipping zero blocks (facts.md section 6).
-    """
-    if not sink.is_device or length < 1024 * 1024:
-        return False
-    start = -(-offset // 4096) * 4096
-    end = (offset + length) // 4096 * 4096
-    try:
-        if start > offset:
-            _pwrite_all(sink.fd, bytes(start - offset), offset)
-        fcntl.ioctl(sink.fd, BLKZEROOUT, struct.pack("QQ", start, end - start))
-        if end < offset + length:
-            _pwrite_all(sink.fd, bytes(offset + length - end), end)
-    except OSError:
-        sink.zeroout = False
-        return False
-    return True
 
 
 def _wait(pending: list[Future[None]]) -> None:
     for future in pending:
         future.result()
-
-
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        done = os.pwrite(fd, view, offset)
-        if done <= 0:
-            raise OSError(28, "no space left on the target")
-        view = view[done:]
-        offset += done
 
 
 def verify(sink: Sink, written: Written, progress: Progress | None = None) -> None:
@@ -416,7 +309,7 @@ def verify(sink: Sink, written: Written, progress: Progress | None = None) -> No
 def finish(sink: Sink, head: bytes) -> None:
     """Write the held-back head (partition table) last, flush, and check it reads back."""
     try:
-        _pwrite_all(sink.fd, head, 0)
+        diskio.pwrite_all(sink.fd, head, 0)
         os.fsync(sink.fd)
         if hasattr(os, "posix_fadvise"):
             os.posix_fadvise(sink.fd, 0, len(head), os.POSIX_FADV_DONTNEED)
