@@ -129,6 +129,9 @@ def test_legacy_formats() -> None:
 @pytest.mark.parametrize("kwargs", [
     {"hostname": "Bad_Name"}, {"hostname": "-x"}, {"hostname": "a", "user": "Root User"},
     {"hostname": "a", "ssh_keys": ("not a key",)},
+    {"hostname": "a", "timezone": "Europe/Berlin; rm -rf /"},
+    {"hostname": "a", "timezone": "../../etc/passwd"},
+    {"hostname": "a", "locale": "en_GB.UTF-8\\1"},
 ])
 def test_first_boot_validation(kwargs: dict[str, object]) -> None:
     with pytest.raises(BadInput):

@@ -15,6 +15,7 @@ from pifleet.errors import BadInput
 HOSTNAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 COUNTRY = re.compile(r"^[A-Z]{2}$")
+SAFE_VALUE = re.compile(r"^[A-Za-z0-9_/+.@-]+$")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,11 @@ class FirstBoot:
         for key in self.ssh_keys:
             if not re.match(r"^(ssh-|ecdsa-|sk-)\S+ \S+", key):
                 raise BadInput(f"{key[:30]!r}...: not an SSH public key line")
+        # Checked here, before anything is written: these end up in paths and sed patterns.
+        for option, value in (("--timezone", self.timezone), ("--locale", self.locale),
+                              ("--keyboard", self.keyboard)):
+            if value is not None and (not SAFE_VALUE.match(value) or ".." in value):
+                raise BadInput(f"{option} {value!r}: unexpected characters")
 
 
 def wifi_psk(ssid: str, passphrase: str) -> str:
