@@ -17,39 +17,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from manifests import FLANNEL_LIKE
 from pifleet.sandbox.kube.node import apiserver, controllers, pki
 from pifleet.sandbox.kube.node.store import Store
 
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="no kubectl on this machine")
 
-FLANNEL_LIKE = """\
-apiVersion: v1
-kind: Namespace
-metadata: {name: kube-flannel}
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: kube-flannel-cfg, namespace: kube-flannel}
-data:
-  cni-conf.json: '{"name": "cbr0", "cniVersion": "0.3.1", "plugins": [{"type": "flannel"}]}'
-  net-conf.json: '{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}'
----
-apiVersion: apps/v1
-kind: DaemonSet
-metadata: {name: kube-flannel-ds, namespace: kube-flannel}
-spec:
-  selector: {matchLabels: {app: flannel}}
-  template:
-    metadata: {labels: {app: flannel}}
-    spec:
-      hostNetwork: true
-      tolerations: [{operator: Exists, effect: NoSchedule}]
-      containers:
-      - name: kube-flannel
-        image: ghcr.io/flannel-io/flannel:v0.28.0
-        args: [--ip-masq, --kube-subnet-mgr]
-"""
 
 
 def free_port() -> int:

@@ -22,48 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from manifests import FLANNEL_LIKE
 from pifleet.sandbox.kube.node import pki
 
-# A CNI installer shaped like flannel's: an init container copies the config from a
-# ConfigMap volume into the host's /etc/cni/net.d.
-FLANNEL_WITH_INSTALLER = """\
-apiVersion: v1
-kind: Namespace
-metadata: {name: kube-flannel}
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: kube-flannel-cfg, namespace: kube-flannel}
-data:
-  cni-conf.json: '{"name": "cbr0", "cniVersion": "0.3.1", "plugins": [{"type": "flannel"}]}'
-  net-conf.json: '{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}'
----
-apiVersion: apps/v1
-kind: DaemonSet
-metadata: {name: kube-flannel-ds, namespace: kube-flannel}
-spec:
-  selector: {matchLabels: {app: flannel}}
-  template:
-    metadata: {labels: {app: flannel}}
-    spec:
-      hostNetwork: true
-      tolerations: [{operator: Exists, effect: NoSchedule}]
-      initContainers:
-      - name: install-cni
-        image: ghcr.io/flannel-io/flannel:v0.28.0
-        command: [cp]
-        args: [-f, /etc/kube-flannel/cni-conf.json, /etc/cni/net.d/10-flannel.conflist]
-        volumeMounts:
-        - {name: cni, mountPath: /etc/cni/net.d}
-        - {name: flannel-cfg, mountPath: /etc/kube-flannel/}
-      containers:
-      - name: kube-flannel
-        image: ghcr.io/flannel-io/flannel:v0.28.0
-        args: [--ip-masq, --kube-subnet-mgr]
-      volumes:
-      - {name: cni, hostPath: {path: /etc/cni/net.d}}
-      - {name: flannel-cfg, configMap: {name: kube-flannel-cfg}}
-"""
 NODE_SOURCE = Path(__file__).parents[2] / "src/pifleet/sandbox/kube/node"
 KUBECTL = shutil.which("kubectl")
 # Run by a user, the root check would stop everything; it is tested on its own below.
@@ -264,7 +225,7 @@ def test_join_then_flannel_makes_nodes_ready_and_rejoin_works(lab: Lab, tmp_path
     assert states == {"cp1": "NotReady", "w1": "NotReady", "w2": "NotReady"}
 
     manifest = tmp_path / "flannel.yaml"
-    manifest.write_text(FLANNEL_WITH_INSTALLER)
+    manifest.write_text(FLANNEL_LIKE)
     applied = lab.kubectl("apply", "-f", str(manifest))
     assert applied.returncode == 0, applied.stderr
     waited = lab.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=40s")
