@@ -6,15 +6,17 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.text import Text
 
 from pifleet.errors import PifleetError
-from pifleet.events import Emitter
-from pifleet.fleet import Fleet, load_fleet
+
+if TYPE_CHECKING:
+    from pifleet.events import Emitter
+    from pifleet.fleet import Fleet
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,6 +34,8 @@ class App:
     def fleet(self) -> Fleet:
         """The fleet file, loaded and validated once (BadInput on any problem)."""
         if self._fleet is None:
+            from pifleet.fleet import load_fleet
+
             self._fleet = load_fleet(Path(self.fleet_path))
         return self._fleet
 

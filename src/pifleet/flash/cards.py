@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pifleet.errors import BadInput
 from pifleet.flash.bootconfig import FirstBoot, Network, Wifi
-from pifleet.fleet import Fleet
+
+if TYPE_CHECKING:
+    from pifleet.fleet import Fleet
 from pifleet.fleet.names import suggest_names
 
 
