@@ -6,10 +6,12 @@ Parsers take the tools' output as text so they are tested on recorded outputs.
 from __future__ import annotations
 
 import json
+import os
 import plistlib
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 LSBLK_COLUMNS = "NAME,TYPE,RM,HOTPLUG,TRAN,SUBSYSTEMS,RO,SIZE,MODEL,MOUNTPOINTS,PKNAME"
 
@@ -129,23 +131,58 @@ def _run(args: list[str]) -> bytes:
     return subprocess.run(args, capture_output=True, check=True).stdout
 
 
-def system_disks_linux() -> set[str]:
-    """The disks holding `/` and `/boot` (facts.md section 6: findmnt, then the parent)."""
+SYSTEM_MOUNTS = ("/", "/boot", "/boot/firmware", "/boot/efi")
+
+
+def parse_ancestors(text: str) -> set[str]:
+    """Every device a filesystem rests on, from `lsblk --list --inverse ... -o NAME DEV`.
+
+    The inverse listing walks from the device down through LVM, device-mapper and md RAID to
+    the partitions and whole disks beneath; `--list` keeps the tree drawing (`└─`) out of the
+    names, which a tree listing would glue to every line but the first.
+    """
+    return {line.strip() for line in text.splitlines() if line.strip().startswith("/")}
+
+
+def disks_under(mount: str) -> set[str]:
+    """The devices (partitions, dm/md layers and whole disks) holding the filesystem at `mount`.
+
+    Empty when nothing is mounted there or the source is not a block device (tmpfs, overlay).
+    """
+    try:
+        found = _run(["findmnt", "-no", "SOURCE,MAJ:MIN", mount]).decode().split()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return set()
+    if len(found) < 2:
+        return set()
+    source, number = found[0].split("[")[0], found[-1]
+    candidates = [source] if source.startswith("/dev/") else []
+    # `/dev/root` and similar aliases may not exist as nodes: the device number names it.
+    by_number = _device_for_number(number)
+    if by_number and by_number not in candidates:
+        candidates.append(by_number)
+    for device in candidates:
+        try:
+            return parse_ancestors(_run(["lsblk", "--list", "--inverse", "--noheadings",
+                                         "--paths", "-o", "NAME", device]).decode())
+        except (subprocess.CalledProcessError, FileNotFoundError):
+            continue
+    return set()
+
+
+def _device_for_number(number: str) -> str | None:
+    try:
+        name = Path(os.path.realpath(f"/sys/dev/block/{number}")).name
+    except OSError:
+        return None
+    return f"/dev/{name}" if name and Path(f"/dev/{name}").exists() else None
+
+
+def system_disks_linux(mounts: tuple[str, ...] = SYSTEM_MOUNTS) -> set[str]:
+    """The disks (and layers above them) holding `/` and `/boot` (facts.md section 6)."""
     disks: set[str] = set()
-    for mount in ("/", "/boot", "/boot/firmware", "/boot/efi"):
-        try:
-            source = _run(["findmnt", "-no", "SOURCE", mount]).decode().strip()
-        except (subprocess.CalledProcessError, FileNotFoundError):
-            continue
-        if not source.startswith("/dev/"):
-            continue
-        source = source.split("[")[0]
-        try:
-            parents = _run(["lsblk", "-nspo", "NAME", source]).decode().split()
-        except (subprocess.CalledProcessError, FileNotFoundError):
-            continue
-        # `lsblk -s` walks from the device up to its disk; keep every ancestor.
-        disks.update(parents)
+    for mount in mounts:
+        disks |= disks_under(mount)
     return disks
 
 
