@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import stat
 import struct
 import subprocess
@@ -29,10 +30,15 @@ BUSY_WAIT = 3.0
 
 @dataclass
 class Target:
-    """A checked target. `disk` is None for a regular file."""
+    """A checked target. `disk` is None for a regular file.
+
+    `unmount` lists the filesystems found mounted at check time that `--unmount` allowed to
+    take off; they stay mounted until `release` runs, after the confirmation.
+    """
 
     path: Path
     disk: Disk | None = None
+    unmount: tuple[str, ...] = ()
 
     @property
     def is_device(self) -> bool:
@@ -41,7 +47,10 @@ class Target:
 
     def describe(self) -> str:
         """What the confirmation shows."""
-        return self.disk.describe() if self.disk else f"{self.path} (image file)"
+        if not self.disk:
+            return f"{self.path} (image file)"
+        mounted = f"  (will unmount {', '.join(self.unmount)})" if self.unmount else ""
+        return self.disk.describe() + mounted
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,11 @@ class Policy:
 
 
 def check(path: Path, image_size: int | None, policy: Policy) -> Target:
-    """Check one target; BadInput naming it and the reason if it must not be written."""
+    """Check one target; BadInput naming it and the reason if it must not be written.
+
+    Only reads: mounted filesystems that `--unmount` allows are noted on the Target and taken
+    off by `release`, once the user has confirmed.
+    """
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -78,17 +91,15 @@ def check(path: Path, image_size: int | None, policy: Policy) -> Target:
                        f"--allow-non-removable if you really mean it")
     if disk.read_only or _read_only(path):
         raise BadInput(f"{path}: is read-only (write-protect switch on the card or adapter?)")
-    mounts = sorted(set(disk.mountpoints) | _mounted_from(path))
-    if mounts:
-        if not policy.unmount:
-            raise BadInput(f"{path}: has mounted filesystems ({', '.join(mounts)}); unmount "
-                           f"them or pass --unmount")
-        _unmount(path, mounts)
     size = disk.size or _device_size(path)
     if image_size is not None and size < image_size:
         raise BadInput(f"{path}: too small: {devices.human_size(size)} for an image of "
                        f"{devices.human_size(image_size)}")
-    return Target(path, disk)
+    mounts = sorted(set(disk.mountpoints) | _mounted_from(path))
+    if mounts and not policy.unmount:
+        raise BadInput(f"{path}: has mounted filesystems ({', '.join(mounts)}); unmount "
+                       f"them or pass --unmount")
+    return Target(path, disk, tuple(mounts))
 
 
 def _describe(path: Path) -> Disk:
@@ -155,8 +166,33 @@ def _mounted_from(path: Path) -> set[str]:
     for line in lines:
         fields = line.split()
         if len(fields) > 4 and fields[2] in holders:
-            found.add(fields[4])
+            found.add(_unescape(fields[4]))
     return found
+
+
+def release(targets: list[Target]) -> None:
+    """Unmount what `--unmount` allowed, for every target, before any of them is opened.
+
+    Called after the confirmation: a plan that is not carried out leaves every mount in
+    place. BadInput when a filesystem will not come off (nothing has been written yet).
+    """
+    for target in targets:
+        _release(target)
+
+
+def _release(target: Target) -> None:
+    if not target.unmount:
+        return
+    # Read again: the user may have unmounted some of them while the prompt waited.
+    still = sorted(set(target.unmount) & _mounted_from(target.path))
+    if still or sys.platform == "darwin":
+        _unmount(target.path, still or list(target.unmount))
+    target.unmount = ()
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash in a path as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _unmount(path: Path, mounts: list[str]) -> None:
@@ -173,7 +209,11 @@ def _unmount(path: Path, mounts: list[str]) -> None:
 
 
 def open_target(target: Target) -> int:
-    """Open for reading and writing; a device exclusively (O_EXCL), so no mount can race us."""
+    """Open for reading and writing; a device exclusively (O_EXCL), so no mount can race us.
+
+    Mounts that `--unmount` allowed and `release` has not yet taken off come off first.
+    """
+    _release(target)
     if target.is_device:
         flags = os.O_RDWR | (os.O_EXCL if sys.platform != "darwin" else 0)
     else:
