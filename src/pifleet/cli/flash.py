@@ -69,7 +69,8 @@ class _Bar:
 @click.option("--wifi-ssid", help="Wi-Fi network name.")
 @click.option("--wifi-password", help="Wi-Fi passphrase (written only as the derived key).")
 @click.option("--wifi-country", default="", help="Two-letter Wi-Fi country, e.g. DE.")
-@click.option("--static-ip", help="Static eth0 address, ADDR/PREFIX.")
+@click.option("--static-ip", help="Static eth0 address ADDR/PREFIX for one card, or /PREFIX "
+              "with --node: each node's address from the fleet.")
 @click.option("--gateway", help="Default gateway for --static-ip.")
 @click.option("--dns", multiple=True, help="DNS server for --static-ip (repeatable).")
 @click.option("--timezone", help="Time zone, e.g. Europe/Berlin.")
@@ -150,17 +151,15 @@ def _common(user: str | None, ask_password: bool, ssh_keys: tuple[Path, ...],
         if not (wifi_ssid and wifi_password and wifi_country):
             raise BadInput("Wi-Fi needs --wifi-ssid, --wifi-password and --wifi-country")
         wifi = core.make_wifi(wifi_ssid, wifi_password, wifi_country)
-    if (gateway or dns) and not static_ip:
-        raise BadInput("--gateway and --dns go with --static-ip")
-    network = core.make_network(static_ip, gateway, list(dns)) if static_ip else None
+    network, fleet_addressing = core.static_address(static_ip, gateway, list(dns))
     password_hash = None
     if ask_password:
         password = click.prompt("Password for the card's user", hide_input=True,
                                 confirmation_prompt=True, err=True)
         password_hash = core.hash_password(password)
     return core.Common(user=user, password_hash=password_hash, ssh_key_files=list(ssh_keys),
-                       wifi=wifi, network=network, timezone=timezone, locale=locale,
-                       keyboard=keyboard)
+                       wifi=wifi, network=network, fleet_addressing=fleet_addressing,
+                       timezone=timezone, locale=locale, keyboard=keyboard)
 
 
 def _confirm(app: App, plan: core.Plan) -> None:

@@ -5,7 +5,7 @@
 """
 
 from pifleet.flash.bootconfig import FirstBoot, hash_password, make_network, make_wifi
-from pifleet.flash.cards import Common, for_targets
+from pifleet.flash.cards import Common, for_targets, static_address
 from pifleet.flash.catalog import CATALOG
 from pifleet.flash.devices import Disk, human_size, list_disks
 from pifleet.flash.run import CardResult, Plan, Request, execute, plan
@@ -28,4 +28,5 @@ __all__ = [
     "make_network",
     "make_wifi",
     "plan",
+    "static_address",
 ]
