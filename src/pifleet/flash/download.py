@@ -46,27 +46,42 @@ def cache_path(url: str, sha256: str | None, root: Path | None = None) -> Path:
 
 def fetch_text(url: str, limit: int = 1 << 20) -> str:
     """A small text resource (a checksum file)."""
+    import http.client
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
             return response.read(limit).decode(errors="replace")
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         raise BadInput(f"{url}: cannot download: {exc}") from exc
 
 
 def checksum_from(text: str, file_name: str) -> str:
-    """The SHA-256 for `file_name` in a `sha256sum`-style listing (or a lone hex figure)."""
-    lone = None
+    """The SHA-256 for `file_name` in a checksum listing.
+
+    Lines are `sha256sum` style (`HEX  NAME`, `HEX *NAME`) or BSD style (`SHA256 (NAME) =
+    HEX`). A listing that names no file may hold one lone figure, taken as the file's; a figure
+    that names another file is never taken for this one.
+    """
+    lone: list[str] = []
+    named: list[str] = []
     for line in text.splitlines():
-        match = re.match(r"^\s*([0-9a-fA-F]{64})(?:\s+\*?(\S+))?", line)
-        if not match:
+        bsd = re.match(r"^\s*SHA256\s*\((.+)\)\s*=\s*([0-9a-fA-F]{64})\s*$", line)
+        gnu = re.match(r"^\s*\\?([0-9a-fA-F]{64})(?:\s+\*?(.+?))?\s*$", line)
+        if bsd:
+            name, figure = bsd.group(1), bsd.group(2)
+        elif gnu:
+            figure, name = gnu.group(1), gnu.group(2)
+        else:
             continue
-        if match.group(2) and Path(match.group(2)).name == file_name:
-            return match.group(1).lower()
-        if not match.group(2) or lone is None:
-            lone = match.group(1).lower()
-    if lone is None:
-        raise BadInput(f"no SHA-256 for {file_name} in the checksum file")
-    return lone
+        if name is None:
+            lone.append(figure.lower())
+        elif Path(name.strip()).name == file_name:
+            return figure.lower()
+        else:
+            named.append(Path(name.strip()).name)
+    if len(lone) == 1 and not named:
+        return lone[0]
+    listed = f" (it lists {', '.join(named[:5])})" if named else ""
+    raise BadInput(f"no SHA-256 for {file_name} in the checksum file{listed}")
 
 
 def download(url: str, sha256: str | None, *, root: Path | None = None,
@@ -95,6 +110,7 @@ def download(url: str, sha256: str | None, *, root: Path | None = None,
 
 
 def _fetch(url: str, part: Path, progress: Progress | None) -> str:
+    import http.client
     digest = hashlib.sha256()
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
@@ -104,8 +120,8 @@ def _fetch(url: str, part: Path, progress: Progress | None) -> str:
         if exc.code == 416 and have:  # already complete
             return _hash_file(part, digest)
         raise BadInput(f"{url}: download failed: HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise BadInput(f"{url}: download failed: {exc}") from exc
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        raise BadInput(f"{url}: download failed: {_reason(exc)}") from exc
     with response:
         resumed = have and response.status == 206
         mode = "ab" if resumed else "wb"
@@ -118,18 +134,37 @@ def _fetch(url: str, part: Path, progress: Progress | None) -> str:
         try:
             with part.open(mode) as out:
                 done = have
-                while block := response.read(BLOCK):
+                while True:
+                    try:
+                        block = response.read(BLOCK)
+                    except http.client.IncompleteRead as exc:
+                        out.write(exc.partial)  # whole chunks that came: resume after them
+                        raise
+                    if not block:
+                        break
                     out.write(block)
                     digest.update(block)
                     done += len(block)
                     if progress:
                         progress(done, total)
-        except OSError as exc:
-            raise BadInput(f"{url}: download interrupted ({exc}); run again to resume") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            # A cut chunked response raises IncompleteRead, an HTTPException and no OSError;
+            # what arrived stays in the .part file for the next run to resume from.
+            raise BadInput(f"{url}: download interrupted ({_reason(exc)}); run again to "
+                           f"resume") from exc
         if total is not None and done != total:
             raise BadInput(f"{url}: download ended at {done} of {total} bytes; run again to "
                            f"resume")
     return digest.hexdigest()
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for the user; IncompleteRead's own text is a byte count without context."""
+    import http.client
+
+    if isinstance(exc, http.client.IncompleteRead):
+        return f"connection closed after {len(exc.partial)} bytes of a block"
+    return str(exc) or type(exc).__name__
 
 
 def _hash_file(path: Path, digest: hashlib._Hash) -> str:
