@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
 
 from pifleet import flash as core
 from pifleet.cli.context import App, pass_app
 from pifleet.errors import BadInput
 from pifleet.events import Event, Status
 from pifleet.ui.live import format_event
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 class _Bar:
@@ -30,9 +24,21 @@ class _Bar:
     def __init__(self, app: App) -> None:
         console = app.err_console
         self.enabled = not app.json_output and console.is_terminal
-        self.progress = Progress(TextColumn("{task.description:<8}"), BarColumn(),
-                                 DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                                 console=console, transient=False)
+        self.progress: Any = None
+        if self.enabled:
+            # Imported only for a terminal: rich's progress module is a tenth of start-up.
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self.progress = Progress(TextColumn("{task.description:<8}"), BarColumn(),
+                                     DownloadColumn(), TransferSpeedColumn(),
+                                     TimeRemainingColumn(), console=console, transient=False)
         self.tasks: dict[str, TaskID] = {}
 
     def __call__(self, what: str, done: int, total: int | None) -> None:
@@ -191,6 +197,8 @@ def devices_command(app: App, show_all: bool) -> int:
     if not disks:
         app.console.print("No removable disk found. Insert a card (or use --all).")
         return 0
+    from rich.table import Table
+
     table = Table(box=None)
     for column in ("device", "size", "model", "transport", "mounted", "note"):
         table.add_column(column)

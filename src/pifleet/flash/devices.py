@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import plistlib
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -100,6 +99,8 @@ def parse_diskutil(list_plist: bytes, infos: dict[str, bytes]) -> list[Disk]:
 
     Built-in SD readers show as internal but removable media (facts.md section 6).
     """
+    import plistlib  # macOS only: Linux never pays for it
+
     listing = plistlib.loads(list_plist)
     disks = []
     for entry in listing.get("AllDisksAndPartitions", []):
@@ -195,6 +196,8 @@ def lsblk_json(device: str | None = None) -> str:
 def list_disks() -> list[Disk]:
     """Every whole disk on this machine, with the facts that decide its safety."""
     if sys.platform == "darwin":
+        import plistlib
+
         listing = _run(["diskutil", "list", "-plist", "physical"])
         idents = [e.get("DeviceIdentifier") for e in
                   plistlib.loads(listing).get("AllDisksAndPartitions", [])]

@@ -12,9 +12,7 @@ import fcntl
 import hashlib
 import os
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,6 +45,9 @@ def cache_path(url: str, sha256: str | None, root: Path | None = None) -> Path:
 def fetch_text(url: str, limit: int = 1 << 20) -> str:
     """A small text resource (a checksum file)."""
     import http.client
+    import urllib.error
+    import urllib.request  # here, not at the top: flashing a local file never needs it
+
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
             return response.read(limit).decode(errors="replace")
@@ -111,6 +112,9 @@ def download(url: str, sha256: str | None, *, root: Path | None = None,
 
 def _fetch(url: str, part: Path, progress: Progress | None) -> str:
     import http.client
+    import urllib.error
+    import urllib.request
+
     digest = hashlib.sha256()
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})

@@ -9,8 +9,6 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-import yaml
-
 from pifleet.flash.bootconfig.settings import FirstBoot
 
 # facts.md section 5: cloud-init's ssh module does not enable sshd on Raspberry Pi OS.
@@ -51,12 +49,12 @@ def user_data(boot: FirstBoot) -> str:
         commands.append(["sh", "-c", "command -v raspi-config >/dev/null && "
                          f"raspi-config nonint do_wifi_country {country} || true"])
     config["runcmd"] = commands
-    return "#cloud-config\n" + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+    return "#cloud-config\n" + _yaml().safe_dump(config, sort_keys=False, default_flow_style=False)
 
 
 def meta_data(boot: FirstBoot) -> str:
     """`instance-id` must be new for every card, or cloud-init skips the seed as already run."""
-    return yaml.safe_dump({"instance-id": boot.instance_id, "local-hostname": boot.hostname},
+    return _yaml().safe_dump({"instance-id": boot.instance_id, "local-hostname": boot.hostname},
                           sort_keys=False)
 
 
@@ -80,7 +78,7 @@ def network_config(boot: FirstBoot) -> str | None:
             "regulatory-domain": boot.wifi.country,
             "access-points": {boot.wifi.ssid: {"password": boot.wifi.psk}},
         }}
-    return yaml.safe_dump(config, sort_keys=False)
+    return _yaml().safe_dump(config, sort_keys=False)
 
 
 def files(boot: FirstBoot) -> dict[str, str]:
@@ -90,3 +88,11 @@ def files(boot: FirstBoot) -> dict[str, str]:
     if network:
         out["network-config"] = network
     return out
+
+
+def _yaml() -> Any:
+    """PyYAML, imported on first use: most flashes (`--format none`, other formats) never
+    need it, and it is a fifth of the command's start-up."""
+    import yaml
+
+    return yaml
