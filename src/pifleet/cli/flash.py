@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +74,8 @@ class _Bar:
 @click.option("--ssh-key", "ssh_keys", multiple=True, type=click.Path(path_type=Path),
               help="SSH public key file to authorize (repeatable).")
 @click.option("--wifi-ssid", help="Wi-Fi network name.")
-@click.option("--wifi-password", help="Wi-Fi passphrase (written only as the derived key).")
+@click.option("--wifi-password", help="Wi-Fi passphrase for scripts (visible to other users "
+              "in the process list); left out, it is asked on the terminal.")
 @click.option("--wifi-country", default="", help="Two-letter Wi-Fi country, e.g. DE.")
 @click.option("--static-ip", help="Static eth0 address ADDR/PREFIX for one card, or /PREFIX "
               "with --node: each node's address from the fleet.")
@@ -153,9 +155,13 @@ def _common(user: str | None, ask_password: bool, ssh_keys: tuple[Path, ...],
             static_ip: str | None, gateway: str | None, dns: tuple[str, ...],
             timezone: str | None, locale: str | None, keyboard: str | None) -> core.Common:
     wifi = None
-    if wifi_ssid or wifi_password:
-        if not (wifi_ssid and wifi_password and wifi_country):
-            raise BadInput("Wi-Fi needs --wifi-ssid, --wifi-password and --wifi-country")
+    if wifi_password is not None and not wifi_ssid:
+        raise BadInput("--wifi-password goes with --wifi-ssid")
+    if wifi_ssid:
+        if not wifi_country:
+            raise BadInput("Wi-Fi needs --wifi-country too (two letters, e.g. DE)")
+        if wifi_password is None:
+            wifi_password = _ask_wifi_passphrase(wifi_ssid)
         wifi = core.make_wifi(wifi_ssid, wifi_password, wifi_country)
     network, fleet_addressing = core.static_address(static_ip, gateway, list(dns))
     password_hash = None
@@ -166,6 +172,14 @@ def _common(user: str | None, ask_password: bool, ssh_keys: tuple[Path, ...],
     return core.Common(user=user, password_hash=password_hash, ssh_key_files=list(ssh_keys),
                        wifi=wifi, network=network, fleet_addressing=fleet_addressing,
                        timezone=timezone, locale=locale, keyboard=keyboard)
+
+
+def _ask_wifi_passphrase(ssid: str) -> str:
+    """Asked with echo off, so it stays out of the process list and the shell history."""
+    if not sys.stdin.isatty():
+        raise BadInput("--wifi-ssid without --wifi-password: the passphrase is asked only on a "
+                       "terminal; scripts give --wifi-password")
+    return str(click.prompt(f"Wi-Fi passphrase for {ssid}", hide_input=True, err=True))
 
 
 def _confirm(app: App, plan: core.Plan) -> None:

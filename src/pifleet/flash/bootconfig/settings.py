@@ -29,10 +29,14 @@ class Network:
 
 @dataclass(frozen=True)
 class Wifi:
-    """A Wi-Fi network. `psk` is the 64-hex-digit key derived from the passphrase."""
+    """A Wi-Fi network. `psk` is the 64-hex-digit key derived from the passphrase.
+
+    `passphrase` is kept only for the old HypriotOS formats, whose readers derive the key
+    themselves. Neither secret shows in a repr (logs, tracebacks).
+    """
 
     ssid: str
-    psk: str
+    psk: str = field(repr=False)
     country: str
     passphrase: str = field(default="", repr=False)
 
