@@ -1,4 +1,4 @@
-"""`--wifi-ssid` without `--wifi-password` on a terminal asks for the passphrase, echo off (root)."""
+"""`--wifi-ssid` without `--wifi-password` on a terminal: the passphrase is asked (root)."""
 
 from __future__ import annotations
 
