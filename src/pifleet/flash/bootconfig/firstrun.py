@@ -123,21 +123,23 @@ PIFLEET_ETH
 umask 022
 """
 
+# Timezone, locale and keyboard passed settings.check_setting when the FirstBoot was made:
+# they hold no quote, space, `&` or backslash; only a time zone holds `/`, and never in sed.
 _TIMEZONE = """
-if [ -f /usr/share/zoneinfo/{tz_raw} ]; then
-  ln -sf /usr/share/zoneinfo/{tz_raw} /etc/localtime
+if [ -f /usr/share/zoneinfo/{tz} ]; then
+  ln -sf /usr/share/zoneinfo/{tz} /etc/localtime
   echo {tz} >/etc/timezone
 fi
 """
 
 _LOCALE = """
-sed -i "s/^# *\\({locale_raw}\\)/\\1/" /etc/locale.gen 2>/dev/null
+sed -i 's/^# *\\({locale_pattern}\\)/\\1/' /etc/locale.gen 2>/dev/null
 command -v locale-gen >/dev/null && locale-gen
 update-locale LANG={locale} 2>/dev/null
 """
 
 _KEYBOARD = """
-sed -i "s/^XKBLAYOUT=.*/XKBLAYOUT=\\"$(echo {layout})\\"/" /etc/default/keyboard 2>/dev/null
+sed -i 's/^XKBLAYOUT=.*/XKBLAYOUT="{layout}"/' /etc/default/keyboard 2>/dev/null
 """
 
 _TAIL = """
@@ -148,7 +150,8 @@ exit 0
 
 
 def script(boot: FirstBoot) -> str:
-    """The whole `firstrun.sh`. Every value is shell-quoted; the password only as a hash."""
+    """The whole `firstrun.sh`. Values are shell-quoted, except inside the single-quoted sed
+    commands, where only names that passed `check_setting` go; the password only as a hash."""
     parts = [_HEAD, _HOSTNAME.format(host=quote(boot.hostname)),
              _USER.format(user=quote(boot.user), hash=quote(boot.password_hash or ""))]
     if boot.ssh_keys:
@@ -163,21 +166,13 @@ def script(boot: FirstBoot) -> str:
                if boot.network.dns else "")
         parts.append(_STATIC.format(address=boot.network.address, gateway=gateway, dns=dns))
     if boot.timezone:
-        parts.append(_TIMEZONE.format(tz=quote(boot.timezone), tz_raw=_safe(boot.timezone)))
+        parts.append(_TIMEZONE.format(tz=quote(boot.timezone)))
     if boot.locale:
-        parts.append(_LOCALE.format(locale=quote(boot.locale), locale_raw=_safe(boot.locale)))
+        # In the sed pattern a `.` would match any character: match the dot itself.
+        parts.append(_LOCALE.format(locale=quote(boot.locale),
+                                    locale_pattern=boot.locale.replace(".", "\\.")))
     if boot.keyboard:
-        parts.append(_KEYBOARD.format(layout=quote(boot.keyboard)))
+        parts.append(_KEYBOARD.format(layout=boot.keyboard))
     parts.append(_TAIL)
     return "".join(parts)
 
-
-def _safe(value: str) -> str:
-    """Values spliced into paths and sed patterns: letters, digits and `_/+.-@` only."""
-    import re
-
-    from pifleet.errors import BadInput
-
-    if not re.fullmatch(r"[A-Za-z0-9_/+.@-]+", value) or ".." in value:
-        raise BadInput(f"{value!r}: unexpected characters")
-    return value

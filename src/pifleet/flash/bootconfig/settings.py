@@ -15,7 +15,29 @@ from pifleet.errors import BadInput
 HOSTNAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 COUNTRY = re.compile(r"^[A-Z]{2}$")
-SAFE_VALUE = re.compile(r"^[A-Za-z0-9_/+.@-]+$")
+# Timezone, locale and keyboard reach a path, an echo and sed commands in firstrun.sh: each
+# may hold only what its kind of name needs, so none can carry a quote, a space, `&`, `\` or
+# (outside a time zone's path) the `/` that sed uses as its delimiter.
+SETTING_VALUES = {
+    # Europe/Berlin, America/Argentina/Buenos_Aires, Etc/GMT+5, UTC: no `.`, so no `..`.
+    "--timezone": re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$"),
+    # en_GB.UTF-8, C.UTF-8, sr_RS@latin
+    "--locale": re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9-]+)?(@[A-Za-z0-9]+)?$"),
+    # de, us, gb, or several: us,de
+    "--keyboard": re.compile(r"^[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*$"),
+}
+
+
+def check_setting(option: str, value: str) -> str:
+    """`value` if it is a well-formed name for `option`, else BadInput naming the option.
+
+    The one check for timezone, locale and keyboard: what passes is safe in a path, in a
+    shell word and in a sed command, so the formats need no check of their own.
+    """
+    if not SETTING_VALUES[option].fullmatch(value) or len(value) > 100:
+        raise BadInput(f"{option} {value!r}: not a valid name (e.g. Europe/Berlin, "
+                       f"en_GB.UTF-8, de)")
+    return value
 
 
 @dataclass(frozen=True)
@@ -65,11 +87,11 @@ class FirstBoot:
         for key in self.ssh_keys:
             if not re.match(r"^(ssh-|ecdsa-|sk-)\S+ \S+", key):
                 raise BadInput(f"{key[:30]!r}...: not an SSH public key line")
-        # Checked here, before anything is written: these end up in paths and sed patterns.
+        # Checked here, before anything is written: these end up in paths and sed commands.
         for option, value in (("--timezone", self.timezone), ("--locale", self.locale),
                               ("--keyboard", self.keyboard)):
-            if value is not None and (not SAFE_VALUE.match(value) or ".." in value):
-                raise BadInput(f"{option} {value!r}: unexpected characters")
+            if value is not None:
+                check_setting(option, value)
 
 
 def wifi_psk(ssid: str, passphrase: str) -> str:
