@@ -37,21 +37,25 @@ _USER = """
 NEW_USER={user}
 PASSWORD_HASH={hash}
 FIRST_USER=$(getent passwd 1000 | cut -d: -f1)
-if [ -x /usr/lib/userconf-pi/userconf ] && [ -n "$PASSWORD_HASH" ]; then
+if [ -x /usr/lib/userconf-pi/userconf ]; then
+  # Also without a password: userconf renames the first user, sets a password only when
+  # given one, and switches off the first-boot user wizard, which would otherwise wait for
+  # a keyboard on a headless Pi.
   /usr/lib/userconf-pi/userconf "$NEW_USER" "$PASSWORD_HASH"
-else
+fi
+if ! id "$NEW_USER" >/dev/null 2>&1; then
   if [ -n "$FIRST_USER" ] && [ "$FIRST_USER" != "$NEW_USER" ]; then
     usermod -l "$NEW_USER" "$FIRST_USER"
     usermod -m -d "/home/$NEW_USER" "$NEW_USER"
     groupmod -n "$NEW_USER" "$FIRST_USER"
-  elif ! id "$NEW_USER" >/dev/null 2>&1; then
+  else
     useradd -m -s /bin/bash -G sudo,adm,users "$NEW_USER"
   fi
-  if [ -n "$PASSWORD_HASH" ]; then
-    echo "$NEW_USER:$PASSWORD_HASH" | chpasswd -e
-  else
-    usermod -p '!' "$NEW_USER"
-  fi
+fi
+if [ -n "$PASSWORD_HASH" ]; then
+  echo "$NEW_USER:$PASSWORD_HASH" | chpasswd -e
+else
+  usermod -p '!' "$NEW_USER"  # no password: SSH keys only
 fi
 echo "$NEW_USER ALL=(ALL) NOPASSWD:ALL" >/etc/sudoers.d/010_pifleet-nopasswd
 chmod 0440 /etc/sudoers.d/010_pifleet-nopasswd
