@@ -114,6 +114,8 @@ def apply(volume: FatVolume, boot: FirstBoot, requested: str = "auto") -> Writte
         ignored = legacy.ignored_settings(boot)
         if ignored:
             result.warnings.append(f"{fmt} cannot carry: {', '.join(ignored)}")
+        name = "occidentalis.txt" if fmt == "occidentalis" else "device-init.yaml"
+        result.warnings += legacy.wifi_warnings(boot, name)
     for name, text in render(fmt, boot).items():
         volume.write(name, text.encode())
         result.files.append(name)

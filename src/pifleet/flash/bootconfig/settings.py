@@ -103,6 +103,10 @@ def wifi_psk(ssid: str, passphrase: str) -> str:
         return passphrase.lower()
     if not 8 <= len(passphrase) <= 63:
         raise BadInput("Wi-Fi passphrase must be 8 to 63 characters (or a 64-hex-digit key)")
+    if not all(" " <= c <= "~" for c in passphrase):
+        # IEEE 802.11i: printable ASCII; this also keeps line breaks out of the key=value and
+        # YAML files the old HypriotOS formats store it in.
+        raise BadInput("Wi-Fi passphrase: use printable ASCII characters only")
     if not 1 <= len(ssid.encode()) <= 32:
         raise BadInput("Wi-Fi SSID must be 1 to 32 bytes")
     return hashlib.pbkdf2_hmac("sha1", passphrase.encode(), ssid.encode(), 4096, 32).hex()
