@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,8 +112,9 @@ def flash_command(app: App, image: str, targets: tuple[Path, ...], hostnames: tu
                   bmap: Path | None, no_bmap: bool, verify: bool, unmount: bool,
                   allow_non_removable: bool, yes: bool) -> int:
     """Write IMAGE (file, URL or catalog name) and first-boot settings to each TARGET."""
-    common = _common(user, ask_password, ssh_keys, wifi_ssid, wifi_password, wifi_country,
-                     static_ip, gateway, dns, timezone, locale, keyboard)
+    with _prompt_stopped_is_bad_input():
+        common = _common(user, ask_password, ssh_keys, wifi_ssid, wifi_password, wifi_country,
+                         static_ip, gateway, dns, timezone, locale, keyboard)
     fleet = app.fleet if nodes else None
     fleet_keys = None
     if fleet is not None:
@@ -138,7 +141,8 @@ def flash_command(app: App, image: str, targets: tuple[Path, ...], hostnames: tu
     try:
         plan = core.plan(request, emitter, bar)
         if not yes:
-            _confirm(app, plan)
+            with _prompt_stopped_is_bad_input():
+                _confirm(app, plan)
         results = core.execute(plan, emitter, bar)
     finally:
         bar.close()
@@ -172,6 +176,15 @@ def _common(user: str | None, ask_password: bool, ssh_keys: tuple[Path, ...],
     return core.Common(user=user, password_hash=password_hash, ssh_key_files=list(ssh_keys),
                        wifi=wifi, network=network, fleet_addressing=fleet_addressing,
                        timezone=timezone, locale=locale, keyboard=keyboard)
+
+
+@contextlib.contextmanager
+def _prompt_stopped_is_bad_input() -> Iterator[None]:
+    """Ctrl-C or end of input at a prompt: nothing was written yet, so exit 2, not 1."""
+    try:
+        yield
+    except click.exceptions.Abort:
+        raise BadInput("stopped at the prompt; nothing was written") from None
 
 
 def _ask_wifi_passphrase(ssid: str) -> str:

@@ -1,0 +1,76 @@
+"""Ctrl-C or end of input at a prompt of `pifleet flash`: exit 2, nothing written (root)."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from flashhelp import PIFLEET, digest, run
+
+Packed = Callable[[str, str], Path]
+Loop = Callable[..., str]
+OLD = b"old card contents " * 4096
+
+
+def _read_until(fd: int, wanted: bytes, seconds: float) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while wanted not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+def _ctrl_c_at(prompt: bytes, args: list[str]) -> tuple[int, bytes]:
+    """Run pifleet on a pseudo-terminal, press Ctrl-C at `prompt`; exit code and output."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(str(PIFLEET), [str(PIFLEET), *args])
+    try:
+        seen = _read_until(fd, prompt, 30)
+        assert prompt in seen, seen.decode(errors="replace")
+        os.write(fd, b"\x03")  # the terminal turns it into SIGINT for pifleet
+        seen += _read_until(fd, b"\x00never", 30)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen
+
+
+def test_ctrl_c_at_the_confirmation(packed: Packed, loop: Loop) -> None:
+    device = loop(80, fill=OLD)
+    before = digest(device)
+    code, output = _ctrl_c_at(b"Write the image?", [
+        "flash", str(packed("raspios_bookworm", "raw")), device, "--allow-non-removable"])
+    assert code == 2, output.decode(errors="replace")
+    assert b"nothing was written" in output and b"Aborted." not in output
+    assert digest(device) == before
+
+
+def test_end_of_input_at_the_confirmation(packed: Packed, loop: Loop) -> None:
+    device = loop(80, fill=OLD)
+    before = digest(device)
+    proc = run("flash", packed("raspios_bookworm", "raw"), device, "--allow-non-removable")
+    assert proc.returncode == 2, proc.stderr
+    assert "nothing was written" in proc.stderr
+    assert digest(device) == before
+
+
+def test_ctrl_c_at_the_password_prompt(packed: Packed, tmp_path: Path) -> None:
+    out = tmp_path / "card.img"
+    code, output = _ctrl_c_at(b"Password", [
+        "flash", str(packed("raspios_trixie", "raw")), str(out), "--hostname", "brig",
+        "--password"])
+    assert code == 2, output.decode(errors="replace")
+    assert not out.exists()
