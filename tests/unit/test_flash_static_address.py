@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +91,13 @@ def test_gateway_and_dns_need_static_ip() -> None:
         static_address(None, "192.168.5.1", [])
     with pytest.raises(BadInput, match="static address"):
         static_address("/24", "not-an-ip", [])
+
+
+def test_command_line_refuses_one_address_for_two_cards(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pifleet", "flash", "no-such.img",
+                           str(tmp_path / "a.img"), str(tmp_path / "b.img"), "--hostname", "a",
+                           "--hostname", "b", "--static-ip", "192.168.5.20/24"],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+                          check=False)
+    assert proc.returncode == 2 and "--static-ip" in proc.stderr
+    assert not list(tmp_path.iterdir())
