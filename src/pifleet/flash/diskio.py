@@ -6,7 +6,10 @@ fall back to plain writes and fdatasync elsewhere.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
+import mmap
 import os
 import struct
 from collections.abc import Callable
@@ -15,6 +18,8 @@ from pathlib import Path
 
 SYNC_STEP = 256 * 1024 * 1024
 BLKZEROOUT = 0x127F  # _IO(0x12, 127), Linux
+ALIGN = 4096  # direct writes: offset, length and buffer aligned to this (any sector size <= 4K)
+DIRECT_BLOCK = 4 * 1024 * 1024
 
 
 @dataclass
@@ -29,6 +34,88 @@ class Sink:
     synced_to: int = 0
     pending_sync: tuple[int, int] | None = None
     zeroout: bool = True  # try BLKZEROOUT for zero blocks on a device (off after a refusal)
+    direct: bool = False  # O_DIRECT is set on fd (see start_direct)
+    staging: mmap.mmap | None = None  # page-aligned buffer for direct writes
+
+
+def start_direct(sink: Sink) -> bool:
+    """Write the body of a device past the page cache (O_DIRECT), where the kernel allows it.
+
+    Buffered writes copy every byte into page-cache pages the card then has to drain, and the
+    cache fills with gigabytes nobody reads again. Measured here into a loop device, 544 MiB in
+    4 MiB writes: 1.3-2.0 s buffered (most of it in the copy into freshly allocated cache
+    pages), 0.37-0.43 s direct. Raspberry Pi Imager writes cards this way too.
+    """
+    if not sink.is_device or not hasattr(os, "O_DIRECT"):
+        return False
+    try:
+        flags = fcntl.fcntl(sink.fd, fcntl.F_GETFL)
+        fcntl.fcntl(sink.fd, fcntl.F_SETFL, flags | os.O_DIRECT)
+    except OSError:
+        return False
+    sink.direct = True
+    sink.staging = mmap.mmap(-1, DIRECT_BLOCK)  # anonymous maps are page-aligned
+    return True
+
+
+def stop_direct(sink: Sink) -> None:
+    """Back to buffered writes (the partition table and first-boot files are small)."""
+    if sink.direct:
+        sink.direct = False
+        flags = fcntl.fcntl(sink.fd, fcntl.F_GETFL)
+        fcntl.fcntl(sink.fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
+    if sink.staging is not None:
+        # A traceback on its way up may still hold a view of the buffer: then the map is
+        # freed with the last view instead of now.
+        with contextlib.suppress(BufferError):
+            sink.staging.close()
+        sink.staging = None
+
+
+def write(sink: Sink, data: bytes, offset: int) -> None:
+    """Write `data` at `offset`: direct when aligned and allowed, else buffered with steady
+    flushing."""
+    if sink.direct and offset % ALIGN == 0 and len(data) % ALIGN == 0:
+        try:
+            _write_direct(sink, data, offset)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            stop_direct(sink)  # a sector size above 4K, or a driver without direct I/O
+    _write_buffered(sink, data, offset)
+    sink.since_sync += len(data)
+    if sink.since_sync >= SYNC_STEP:
+        flush_step(sink, offset + len(data))
+
+
+def _write_direct(sink: Sink, data: bytes, offset: int) -> None:
+    assert sink.staging is not None
+    view = memoryview(data)
+    staging = memoryview(sink.staging)
+    try:
+        for start in range(0, len(view), DIRECT_BLOCK):
+            piece = view[start: start + DIRECT_BLOCK]
+            staging[: len(piece)] = piece
+            pwrite_all(sink.fd, staging[: len(piece)], offset + start)
+    finally:
+        staging.release()
+
+
+def _write_buffered(sink: Sink, data: bytes, offset: int) -> None:
+    """A plain write, with O_DIRECT lifted for it if set (unaligned pieces: image edges)."""
+    if not sink.direct:
+        pwrite_all(sink.fd, data, offset)
+        return
+    flags = fcntl.fcntl(sink.fd, fcntl.F_GETFL)
+    fcntl.fcntl(sink.fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
+    try:
+        pwrite_all(sink.fd, data, offset)
+        # The kernel writes and drops cached pages before a direct write over them, but
+        # flushing here keeps the next direct writes from waiting on it.
+        os.fdatasync(sink.fd)
+    finally:
+        fcntl.fcntl(sink.fd, fcntl.F_SETFL, flags)
 
 
 def tune_allocator() -> None:
@@ -102,17 +189,18 @@ def zero_out(sink: Sink, offset: int, length: int) -> bool:
     end = (offset + length) // 4096 * 4096
     try:
         if start > offset:
-            pwrite_all(sink.fd, bytes(start - offset), offset)
+            _write_buffered(sink, bytes(start - offset), offset)
         fcntl.ioctl(sink.fd, BLKZEROOUT, struct.pack("QQ", start, end - start))
         if end < offset + length:
-            pwrite_all(sink.fd, bytes(offset + length - end), end)
+            _write_buffered(sink, bytes(offset + length - end), end)
     except OSError:
         sink.zeroout = False
         return False
     return True
 
 
-def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """pwrite until everything is written; ENOSPC as an OSError when the target is full."""
     view = memoryview(data)
     while view:
         done = os.pwrite(fd, view, offset)

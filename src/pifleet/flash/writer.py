@@ -120,6 +120,8 @@ def write_body(chunks: Iterator[tuple[int, bytes]], sinks: list[Sink], *,
     `mapped_only` just the bmap's ranges of an uncompressed image (the rest is not even read).
     """
     diskio.tune_allocator()
+    for sink in sinks:
+        diskio.start_direct(sink)
     producer = _Producer(chunks, want_raw_hash=raw_sha256 is not None)
     producer.start()
     # Writes run in their own threads while this one hashes: both release the GIL.
@@ -189,6 +191,8 @@ def write_body(chunks: Iterator[tuple[int, bytes]], sinks: list[Sink], *,
     finally:
         producer.stop.set()
         pool.shutdown(wait=True)
+        for sink in sinks:
+            diskio.stop_direct(sink)
     return Written(bytes(head), size, written_ranges, digest.hexdigest(), raw, zero_ranges)
 
 
@@ -258,10 +262,7 @@ def _write(pool: ThreadPoolExecutor, sinks: list[Sink], offset: int, data: bytes
         if skip_zero and (sink.sparse
                           or (sink.zeroout and diskio.zero_out(sink, offset, len(data)))):
             return
-        diskio.pwrite_all(sink.fd, data, offset)
-        sink.since_sync += len(data)
-        if sink.since_sync >= diskio.SYNC_STEP:
-            diskio.flush_step(sink, offset + len(data))
+        diskio.write(sink, data, offset)
 
     return [pool.submit(one, s) for s in sinks]
 
