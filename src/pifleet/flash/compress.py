@@ -11,7 +11,7 @@ import lzma
 import os
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -103,7 +103,7 @@ def _zst_size(path: Path) -> int | None:
     return None if size in (0, zstandard.CONTENTSIZE_UNKNOWN) else int(size)
 
 
-def chunks(path: Path, info: ImageInfo, size: int = CHUNK) -> Iterator[bytes]:
+def chunks(path: Path, info: ImageInfo, size: int = CHUNK) -> Generator[bytes, None, None]:
     """The raw image, decompressed on the fly, in consecutive blocks of at most `size` bytes.
 
     Blocks are not re-cut to one size: that cost three extra copies of every byte.
@@ -202,10 +202,16 @@ def _decode(path: Path, kind: str, size: int) -> Iterator[bytes]:
                     yield out
                 if decoder.eof:
                     pending = decoder.unused_data + pending
-                    if not pending:
+                    while True:
+                        if kind == "xz":  # stream padding: zero bytes between and after
+                            pending = pending.lstrip(b"\0")
+                        if pending:
+                            break
                         pending = source.read(1024 * 1024)
-                    if not pending or not pending.strip(b"\0"):
-                        return  # finished cleanly (xz allows zero padding after a stream)
+                        if not pending:
+                            return  # finished cleanly
+                    if not pending.strip(b"\0"):
+                        return  # trailing zeros after the last gzip or bzip2 member
                     decoder = _new_decoder(kind)
             raise CorruptStream(f"{path}: {kind} data ends early: the file is truncated")
     except (lzma.LZMAError, OSError, zlib.error, EOFError, ValueError) as exc:

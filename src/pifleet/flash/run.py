@@ -7,6 +7,7 @@ problem is BadInput: nothing was changed), `execute` writes.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -103,13 +104,32 @@ def plan(request: Request, emitter: Emitter, progress: Progress | None = None) -
             raise BadInput(f"{bmap_path}: bmap is for an image of {block_map.image_size} "
                            f"bytes, but {source.path.name} holds {source.info.size}")
     checked = Plan(request, source, block_map, [])
+    # .gz, .bz2 and some .zst do not record the image size: the end of the image's last
+    # partition is then the least a card must hold, read from the first decompressed sector.
+    needed = checked.image_size or _partitions_end(source)
     with emitter.step(None, PHASE, "check-targets") as step:
-        checked.targets = [checks.check(t, checked.image_size, request.policy)
-                           for t in request.targets]
+        checked.targets = [checks.check(t, needed, request.policy) for t in request.targets]
         step.message = "; ".join(t.describe() for t in checked.targets)
-    if source.info.kind == "raw" and any(request.boots) and request.format != "none":
-        checked.detected = _detect_in_image(source.path, request.format)
+    if any(request.boots) and request.format != "none":
+        if shutil.which("mcopy") is None:
+            raise BadInput("first-boot settings need mtools (mcopy), which is not installed: "
+                           "install the `mtools` package, or use --format none")
+        if source.info.kind == "raw":
+            checked.detected = _detect_in_image(source.path, request.format)
     return checked
+
+
+def _partitions_end(source: sources.Source) -> int | None:
+    """Where the image's last partition ends, from its first sector (None without an MBR)."""
+    blocks = compress.chunks(source.path, source.info)
+    try:
+        first = next(blocks, b"")
+    except compress.CorruptStream as exc:
+        raise BadInput(f"{source.path}: {exc}") from exc
+    finally:
+        blocks.close()  # stops a decoding subprocess, if any
+    parts = mbr.parse(first[: mbr.SECTOR])
+    return max((p.start + p.size for p in parts), default=None)
 
 
 def _detect_in_image(path: Path, fmt: str) -> bootconfig.Detection | None:
@@ -135,8 +155,11 @@ def execute(checked: Plan, emitter: Emitter, progress: Progress | None = None
     request = checked.request
     results = [CardResult(t.path, _name(t.path, b)) for t, b in zip(checked.targets,
                                                                     request.boots, strict=True)]
-    fds = [checks.open_target(t) for t in checked.targets]
+    checks.release(checked.targets)  # a mount that will not come off stops us before any write
+    fds: list[int] = []
     try:
+        for target in checked.targets:
+            fds.append(checks.open_target(target))
         sinks = [writer.Sink(fd, t.path, t.is_device, sparse=not t.is_device,
                              zeroout=t.is_device and sys.platform.startswith("linux"))
                  for fd, t in zip(fds, checked.targets, strict=True)]
@@ -147,6 +170,10 @@ def execute(checked: Plan, emitter: Emitter, progress: Progress | None = None
         except KeyboardInterrupt:
             raise Failed("interrupted: the card is incomplete (no partition table was "
                          "written); flash it again") from None
+        except OSError as exc:  # an I/O error on a card, or a tool that vanished mid-way
+            raise Failed(f"{exc.filename or 'write'}: {exc.strerror or exc}: the card is "
+                         "incomplete (no partition table was written); flash it again"
+                         ) from exc
     finally:
         for fd in fds:
             os.close(fd)

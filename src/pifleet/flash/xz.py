@@ -11,6 +11,7 @@ import struct
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from pifleet.errors import BadInput
 
@@ -25,28 +26,72 @@ class CorruptStream(Exception):
 
 
 def index(path: Path) -> tuple[int | None, int]:
-    """Uncompressed size and block count from the xz index (read from the end, no decoding)."""
+    """Uncompressed size and block count from the xz indexes, read from the end, no decoding.
+
+    A file may hold several concatenated streams, with zero padding between them: each is
+    found through its footer and index, walking backwards to the file's start.
+    """
+    total = count = 0
     try:
         with path.open("rb") as handle:
-            handle.seek(-12, 2)
-            footer = handle.read(12)
-            if footer[10:12] != b"YZ":
-                raise BadInput(f"{path}: corrupt xz file (no stream footer)")
-            backward = (struct.unpack("<I", footer[4:8])[0] + 1) * 4
-            handle.seek(-12 - backward, 2)
-            index = handle.read(backward)
+            end = handle.seek(0, 2)
+            while end > 0:
+                end = _skip_padding(handle, end)
+                if end == 0:
+                    break
+                size, blocks, end = _stream_before(handle, end, path)
+                total += size
+                count += blocks
     except OSError as exc:
         raise BadInput(f"{path}: corrupt xz file ({exc})") from exc
-    if not index or index[0] != 0:
-        return None, 1  # several concatenated streams: size found while writing
-    pos = 1
-    count, pos = _varint(index, pos)
-    total = 0
-    for _ in range(count):
-        _, pos = _varint(index, pos)
-        size, pos = _varint(index, pos)
-        total += size
+    if count == 0:
+        raise BadInput(f"{path}: corrupt xz file (no stream)")
     return total, count
+
+
+def _skip_padding(handle: BinaryIO, end: int) -> int:
+    """Stream padding is zero bytes in groups of four: the offset before it."""
+    while end >= 4:
+        handle.seek(end - 4)
+        if handle.read(4) != b"\0\0\0\0":
+            break
+        end -= 4
+    return end
+
+
+def _stream_before(handle: BinaryIO, end: int, path: Path) -> tuple[int, int, int]:
+    """(uncompressed size, blocks, start offset) of the stream that ends at `end`."""
+    corrupt = BadInput(f"{path}: corrupt xz file (bad stream footer or index)")
+    if end < 24:
+        raise corrupt
+    handle.seek(end - 12)
+    footer = handle.read(12)
+    if footer[10:12] != b"YZ":
+        raise corrupt
+    backward = (struct.unpack("<I", footer[4:8])[0] + 1) * 4
+    if end - 12 - backward < 12:
+        raise corrupt
+    handle.seek(end - 12 - backward)
+    record = handle.read(backward)
+    if not record or record[0] != 0:
+        raise corrupt
+    try:
+        count, pos = _varint(record, 1)
+        total = compressed = 0
+        for _ in range(count):
+            unpadded, pos = _varint(record, pos)
+            size, pos = _varint(record, pos)
+            compressed += (unpadded + 3) // 4 * 4
+            total += size
+    except IndexError:
+        raise corrupt from None
+    start = end - 12 - backward - compressed - 12
+    if start < 0:
+        raise corrupt
+    handle.seek(start)
+    if handle.read(6) != b"\xfd7zXZ\x00":
+        raise corrupt
+    return total, count, start
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
