@@ -87,3 +87,26 @@ def test_missing_and_corrupt_files_are_bad_input(tmp_path: Path) -> None:
     bad.write_bytes(b"PK\x03\x04 garbage")
     with pytest.raises(BadInput, match=r"bad\.zip"):
         inspect(bad)
+
+
+def test_pipe_is_read_in_whole_blocks() -> None:
+    import os
+    import threading
+
+    from pifleet.flash.xz import _full_blocks
+
+    read_end, write_end = os.pipe()
+    pieces = [bytes([i]) * 100_000 for i in range(10)]
+
+    def feed() -> None:
+        for piece in pieces:
+            os.write(write_end, piece)
+        os.close(write_end)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    blocks = list(_full_blocks(read_end, 256 * 1024))
+    feeder.join()
+    os.close(read_end)
+    assert b"".join(blocks) == b"".join(pieces)
+    assert [len(b) for b in blocks[:-1]] == [256 * 1024] * (len(blocks) - 1)
