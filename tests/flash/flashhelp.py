@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from pifleet.flash import mbr
@@ -66,3 +68,20 @@ def head_is_blank(path: Path | str) -> bool:
     """No MBR signature: the card does not look complete."""
     with open(path, "rb") as handle:
         return handle.read(512)[510:512] != b"\x55\xaa"
+
+
+def read_until(fd: int, wanted: bytes, seconds: float) -> bytes:
+    """What a child on a pseudo-terminal printed, up to `wanted` or `seconds`."""
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while wanted not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen

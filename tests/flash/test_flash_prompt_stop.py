@@ -4,32 +4,14 @@ from __future__ import annotations
 
 import os
 import pty
-import select
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from flashhelp import PIFLEET, digest, run
+from flashhelp import PIFLEET, digest, read_until, run
 
 Packed = Callable[[str, str], Path]
 Loop = Callable[..., str]
 OLD = b"old card contents " * 4096
-
-
-def _read_until(fd: int, wanted: bytes, seconds: float) -> bytes:
-    seen = b""
-    deadline = time.monotonic() + seconds
-    while wanted not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
-    return seen
 
 
 def _ctrl_c_at(prompt: bytes, args: list[str]) -> tuple[int, bytes]:
@@ -38,10 +20,10 @@ def _ctrl_c_at(prompt: bytes, args: list[str]) -> tuple[int, bytes]:
     if pid == 0:
         os.execv(str(PIFLEET), [str(PIFLEET), *args])
     try:
-        seen = _read_until(fd, prompt, 30)
+        seen = read_until(fd, prompt, 30)
         assert prompt in seen, seen.decode(errors="replace")
         os.write(fd, b"\x03")  # the terminal turns it into SIGINT for pifleet
-        seen += _read_until(fd, b"\x00never", 30)
+        seen += read_until(fd, b"\x00never", 30)
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(fd)

@@ -4,32 +4,14 @@ from __future__ import annotations
 
 import os
 import pty
-import select
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from flashhelp import PIFLEET, boot_volume
+from flashhelp import PIFLEET, boot_volume, read_until
 
 from pifleet.flash.bootconfig import wifi_psk
 
 PASSPHRASE = "correct horse battery"
-
-
-def _read_until(fd: int, wanted: bytes, seconds: float) -> bytes:
-    seen = b""
-    deadline = time.monotonic() + seconds
-    while wanted not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
-    return seen
 
 
 def test_passphrase_is_asked_on_the_terminal(packed: Callable[[str, str], Path],
@@ -41,10 +23,10 @@ def test_passphrase_is_asked_on_the_terminal(packed: Callable[[str, str], Path],
     if pid == 0:  # the child: pifleet with the pseudo-terminal as its terminal
         os.execv(args[0], args)
     try:
-        prompt = _read_until(fd, b"passphrase", 30)
+        prompt = read_until(fd, b"passphrase", 30)
         assert b"Wi-Fi passphrase for lab" in prompt
         os.write(fd, PASSPHRASE.encode() + b"\r")
-        rest = _read_until(fd, b"\x00never", 60)
+        rest = read_until(fd, b"\x00never", 60)
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(fd)
