@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pifleet.errors import Failed
 from pifleet.sandbox.addresses import MAX_NODES, RESERVED, SLOTS, Plan, choose_slot
 from pifleet.sandbox.naming import IFNAMSIZ, Names, check_link_name, sandbox_id
 
@@ -43,7 +44,7 @@ def test_choose_slot_is_stable_and_skips_busy_ones() -> None:
     routed = [ipaddress.IPv4Network(f"10.213.{first}.0/24")]
     assert choose_slot("abcdef", routed) != first
     # A host route over the whole block leaves nothing.
-    with pytest.raises(RuntimeError):
+    with pytest.raises(Failed):
         choose_slot("abcdef", [ipaddress.IPv4Network("10.213.0.0/16")])
 
 

@@ -30,7 +30,8 @@ def test_nspawn_command_has_the_measured_flags(tmp_path: Path) -> None:
                  "--hostname=fregate"):
         assert flag in argv
     assert argv[argv.index("-D") + 1] == str(tmp_path / "root")
-    assert supervisor.NSPAWN_ENV == {"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
+    assert supervisor.NSPAWN_ENV == {"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network",
+                                     "SYSTEMD_NSPAWN_LOCK": "0"}
     mount = supervisor.mount_argv(_run(tmp_path))
     assert mount[-1] == str(tmp_path / "root") and "lowerdir=/base" in mount[-2]
 

@@ -13,6 +13,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pifleet.errors import Failed
+
 SUPERNET = ipaddress.IPv4Network("10.213.0.0/16")
 FIRST_NODE_HOST = 10
 MAX_NODES = 254 - FIRST_NODE_HOST
@@ -65,7 +67,7 @@ def choose_slot(ident: str, busy_networks: Iterable[ipaddress.IPv4Network],
     """The first free slot from the sandbox's preferred one, wrapping around.
 
     `busy_networks` are networks already routed on this host (they must not overlap);
-    `taken_slots` are slots other sandboxes hold. Raises RuntimeError when none is free.
+    `taken_slots` are slots other sandboxes hold. Raises Failed when none is free.
     """
     busy = list(busy_networks) + list(RESERVED)
     taken = set(taken_slots)
@@ -78,4 +80,4 @@ def choose_slot(ident: str, busy_networks: Iterable[ipaddress.IPv4Network],
         if any(network.overlaps(other) for other in busy):
             continue
         return slot
-    raise RuntimeError(f"no free /24 left in {SUPERNET} for another sandbox")
+    raise Failed(f"no free /24 left in {SUPERNET} for another sandbox")

@@ -7,6 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from pifleet.errors import Failed
+
 MOUNTINFO = Path("/proc/self/mountinfo")
 
 
@@ -51,6 +53,6 @@ def remove_tree(path: Path) -> None:
         return
     mounted = mounts_under(path)
     if mounted:
-        raise RuntimeError(f"not removing {path}: still mounted there: "
+        raise Failed(f"not removing {path}: still mounted there: "
                            + ", ".join(map(str, mounted)))
     shutil.rmtree(path)

@@ -18,11 +18,13 @@ INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
 # Measured: about 7 instances per booted node; keep headroom for the host itself.
 PER_NODE = 10
 HOST_SHARE = 128
+FLOOR = 8192
 
 
 def needed_instances(total_nodes: int) -> int:
     """The inotify instance limit that `total_nodes` nodes on this machine need."""
-    return HOST_SHARE + PER_NODE * total_nodes
+    # Every root process of the machine shares this limit, so leave generous room.
+    return max(HOST_SHARE + PER_NODE * total_nodes, FLOOR)
 
 
 def _saved() -> Path:

@@ -66,7 +66,13 @@ def apt_proxy_config(addresses: list[str]) -> str:
             f"BindAddress: {' '.join(addresses)}\n"
             f"SocketPath: {run_dir() / 'apt-cacher-ng.socket'}\n"
             "ReportPage: acng-report.html\n"
-            "ExThreshold: 4\n")
+            "ExThreshold: 4\n"
+            # Nothing but plain fetches of what nodes ask for: no CONNECT tunnels, no
+            # redirects to other hosts, no bug-tracker forwarding (the package's defaults allow
+            # all three).
+            "PassThroughPattern: ^$\n"
+            "RedirMax: 0\n"
+            "ForwardBtsSoap: 0\n")
 
 
 def apt_proxy_argv(config_dir: Path) -> list[str]:

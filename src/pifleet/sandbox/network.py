@@ -55,6 +55,9 @@ def ensure_bridge(names: Names, plan: Plan) -> bool:
         changed = True
     # No IPv6 on the bridge: the host then neither answers nor routes nodes' IPv6.
     Path(f"/proc/sys/net/ipv6/conf/{names.bridge}/disable_ipv6").write_text("1\n")
+    # And the host never routes what arrives on the bridge, even if someone flushes the
+    # FORWARD rules: nodes talk to each other (switched) and to the host, nothing further.
+    Path(f"/proc/sys/net/ipv4/conf/{names.bridge}/forwarding").write_text("0\n")
     address = f"{plan.bridge}/{plan.network.prefixlen}"
     current = run(["ip", "-o", "-4", "addr", "show", "dev", names.bridge]).stdout
     if f" {address} " not in current:

@@ -72,7 +72,9 @@ def nspawn_argv(run: NodeRun) -> list[str]:
 
 
 # With this, `sysctl net.*` works inside the node (design.md).
-NSPAWN_ENV = {"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
+# Each node boots its own overlay root, so nspawn's image lock protects nothing; it would only
+# leave lock files in /run when a node is killed.
+NSPAWN_ENV = {"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network", "SYSTEMD_NSPAWN_LOCK": "0"}
 
 
 class Supervisor:

@@ -15,6 +15,7 @@ from pifleet.events import Emitter
 from pifleet.sandbox import (
     cgroups,
     emulation,
+    fleetfile,
     hostcheck,
     hostlimits,
     hostservices,
@@ -105,8 +106,14 @@ def _down_locked(directory: Path, names: Names, record: Record | None, emit: Emi
         changed |= step.changed
     with emit.step(None, PHASE, "remove files") as step:
         gone = []
-        for path in (sdir, directory / PACKAGES_DIR, directory / FLEET_FILE,
-                     directory / FLEET_STATE):
+        # Only what `up` made: a fleet file it did not write, and the fleet key and secrets of
+        # a folder that never held a sandbox, belong to the user.
+        ours = [sdir, directory / PACKAGES_DIR]
+        if fleetfile.is_ours(directory / FLEET_FILE):
+            ours.append(directory / FLEET_FILE)
+            if record is not None:
+                ours.append(directory / FLEET_STATE)
+        for path in ours:
             if path.exists() or path.is_symlink():
                 if path.is_dir() and not path.is_symlink():
                     remove_tree(path)
