@@ -79,6 +79,16 @@ def remove(prefix: str, mountinfo: Path = MOUNTINFO) -> list[Path]:
     return left
 
 
+def pids_in(groups: list[Path]) -> list[int]:
+    """The processes still in `groups` and the groups below them."""
+    pids: set[int] = set()
+    for group in groups:
+        for procs in [group / "cgroup.procs", *group.rglob("cgroup.procs")]:
+            with contextlib.suppress(OSError):
+                pids.update(int(line) for line in procs.read_text().split() if line.isdigit())
+    return sorted(pids)
+
+
 def remove_node(machine: str, mountinfo: Path = MOUNTINFO) -> list[Path]:
     """Delete one stopped node's cgroups (leftovers of a crash) before it boots again."""
     left = []

@@ -89,7 +89,11 @@ def _down_locked(directory: Path, names: Names, record: Record | None, emit: Emi
             shutil.rmtree(machine, ignore_errors=True)
         busy = cgroups.remove(names.netns_prefix)
         if busy:
-            raise Failed("cgroups still hold processes: " + ", ".join(map(str, busy[:3])))
+            # A process that left its node's network namespace still sits in its cgroups.
+            stragglers = cgroups.pids_in(busy)
+            processes.signal_all(stragglers, signal.SIGKILL)
+            processes.wait_gone(stragglers, 10)
+            busy = cgroups.remove(names.netns_prefix)
         step.changed = bool(removed)
         step.message = ", ".join(removed) or "nothing left"
         changed |= step.changed
@@ -126,4 +130,6 @@ def _down_locked(directory: Path, names: Names, record: Record | None, emit: Emi
         step.changed = bool(gone)
         step.message = ", ".join(gone) or "nothing left"
         changed |= step.changed
+    if busy:  # the rest is cleaned up; running `down` again retries these
+        raise Failed("cgroups still hold processes: " + ", ".join(map(str, busy[:3])))
     return changed
