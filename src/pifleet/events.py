@@ -117,7 +117,3 @@ class StepResult:
     changed: bool = False
     skipped: bool = False
     message: str = ""
-
-
-def null_sink(event: Event) -> None:
-    """A sink that drops everything (library use without a display)."""

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -18,7 +17,6 @@ if TYPE_CHECKING:
     from pifleet.events import Emitter
     from pifleet.fleet import Fleet
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass

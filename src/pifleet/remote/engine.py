@@ -54,7 +54,6 @@ class Target:
     key: Path | None = None
     password: str | None = None
     known_hosts: Path | None = None
-    sudo_password: str | None = None
 
     def host_data(self) -> dict[str, Any]:
         """pyinfra host data: strict host-key checking against the fleet's known_hosts."""
@@ -74,8 +73,6 @@ class Target:
             data["ssh_password"] = self.password
             data["ssh_allow_agent"] = False
             data["ssh_look_for_keys"] = False
-        if self.sudo_password is not None:
-            data["_sudo_password"] = self.sudo_password
         return data
 
 
