@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from pifleet.errors import Failed
-from pifleet.sandbox import processes, sources
+from pifleet.sandbox import processes
 from pifleet.sandbox.registry import run_dir
 from pifleet.sandbox.rootfs import cache_dir
 
@@ -52,16 +52,14 @@ def _proxy_marker() -> str:
     return f"PidFile={run_dir() / 'apt-cacher-ng.pid'}"
 
 
-def apt_proxy_config(addresses: list[str], archives: list[str]) -> str:
+def apt_proxy_config(addresses: list[str]) -> str:
     """Our own apt-cacher-ng configuration: bound to the bridges, cache in our cache folder.
 
-    It serves only `archives` (this machine's own Debian mirror and security archive, each
-    mapped to itself: the package's default backends may not be reachable) and refuses any
-    other URL, so a node cannot make this machine fetch from anywhere else.
+    It defines no remapping: the proxy fetches exactly the URLs nodes ask for, and nodes ask
+    for this machine's own mirror (the package's default backends may not be reachable).
     """
     cache = cache_dir() / "apt-cacher-ng"
-    remaps = "".join(f"Remap-pifleet{i}: {uri} ; {uri}\n" for i, uri in enumerate(archives))
-    return (remaps + "ForceManaged: 1\n" + f"CacheDir: {cache / 'cache'}\n"
+    return (f"CacheDir: {cache / 'cache'}\n"
             f"LogDir: {cache / 'log'}\n"
             "SupportDir: /usr/lib/apt-cacher-ng\n"
             f"Port: {APT_PROXY_PORT}\n"
@@ -112,9 +110,7 @@ def ensure_apt_proxy(addresses: list[str], needed: str) -> bool:
     log = cache_dir() / "apt-cacher-ng" / "daemon.log"
     config_dir = run_dir() / "apt-cacher-ng.conf.d"
     config_dir.mkdir(exist_ok=True)
-    archives = [sources.host_mirror().uri, sources.host_security_uri()]
-    (config_dir / "acng.conf").write_text(
-        apt_proxy_config(addresses, [uri for uri in archives if uri]))
+    (config_dir / "acng.conf").write_text(apt_proxy_config(addresses))
     pid = processes.spawn(apt_proxy_argv(config_dir), log)
     _proxy_state_path().write_text(json.dumps({"pid": pid, "addresses": addresses}) + "\n")
     wait_port(needed, APT_PROXY_PORT, 15, "the apt proxy (apt-cacher-ng)")
