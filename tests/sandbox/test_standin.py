@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kube_standin import pki
 from manifests import FLANNEL_LIKE
 from pifleet.sandbox import Sandbox
-from pifleet.sandbox.kube import repo_dir
-from pifleet.sandbox.kube.node import pki
+from pifleet.sandbox.standin import repo_dir
 
 pytestmark = pytest.mark.sandbox
 MINOR = "1.34"

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from kube_standin import apiserver, controllers, pki
+from kube_standin.store import Store
 from manifests import FLANNEL_LIKE
-from pifleet.sandbox.kube.node import apiserver, controllers, pki
-from pifleet.sandbox.kube.node.store import Store
 
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="no kubectl on this machine")

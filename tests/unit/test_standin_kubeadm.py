@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from kube_standin import pki
 from manifests import FLANNEL_LIKE
-from pifleet.sandbox.kube.node import pki
 
-NODE_SOURCE = Path(__file__).parents[2] / "src/pifleet/sandbox/kube/node"
+NODE_SOURCE = Path(__file__).parents[2] / "src/kube_standin"
 KUBECTL = shutil.which("kubectl")
 # Run by a user, the root check would stop everything; it is tested on its own below.
 AS_USER = ["--ignore-preflight-errors=IsPrivilegedUser"] if os.geteuid() != 0 else []
@@ -262,7 +262,7 @@ def test_expired_token_does_not_join(lab: Lab) -> None:
 
 def test_kubernetes_version_newer_than_kubeadm_is_refused(tmp_path: Path) -> None:
     node = Node("v", tmp_path, NODE_SOURCE.parent)
-    out = subprocess.run([node_python(), "-m", "node.kubeadm", "init",
+    out = subprocess.run([node_python(), "-m", "kube_standin.kubeadm", "init",
                           "--kubernetes-version", "v1.35.0"], env=node.env(),
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1

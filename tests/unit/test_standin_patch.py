@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pifleet.sandbox.kube.node import patch
+from kube_standin import patch
 
 MERGE_CASES = [  # RFC 7386 appendix A, a selection
     ({"a": "b"}, {"a": "c"}, {"a": "c"}),

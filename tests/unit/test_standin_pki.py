@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pifleet.sandbox.kube.node import jws, pki
+from kube_standin import jws, pki
 
 
 @pytest.fixture(scope="module")

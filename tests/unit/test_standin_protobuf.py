@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pifleet.sandbox.kube.node import protobuf
+from kube_standin import protobuf
 
 
 def varint(n: int) -> bytes:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pifleet.sandbox.kube import build_repository, repo_dir, repository_templates
+from pifleet.sandbox.standin import build_repository, repo_dir, repository_templates
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("dpkg-deb", "gpg", "apt-get")),

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pifleet.sandbox.kube.node import resources
-from pifleet.sandbox.kube.node.store import ApiError, Store, field_match, label_match
+from kube_standin import resources
+from kube_standin.store import ApiError, Store, field_match, label_match
 
 CM = resources.must("", "v1", "configmaps")
 

@@ -9,7 +9,7 @@ import yaml
 
 from pifleet.fleet.model import Fleet
 from pifleet.sandbox.fsutil import write_file
-from pifleet.sandbox.kube import DEFAULT_VERSION, repository_templates
+from pifleet.sandbox.standin import DEFAULT_VERSION, repository_templates
 from pifleet.sandbox.state import Sandbox
 
 HEADER = """\

@@ -35,13 +35,13 @@ from pifleet.sandbox import (
     hostcheck,
     hostlimits,
     hostservices,
-    kube,
     network,
     nodefiles,
     processes,
     registry,
     rootfs,
     sources,
+    standin,
 )
 from pifleet.sandbox.addresses import MAX_NODES, Plan, choose_slot
 from pifleet.sandbox.naming import Names
@@ -179,8 +179,8 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
             live_bridge_addresses(names.ident), sandbox.bridge_address)
         step.message = sandbox.apt_proxy_url
     with emit.step(None, PHASE, "package repository") as step:
-        step.changed = kube.ensure_repository(sandbox.packages_dir)
-        step.message = "kubeadm, kubelet, kubectl " + ", ".join(kube.VERSIONS)
+        step.changed = standin.ensure_repository(sandbox.packages_dir)
+        step.message = "kubeadm, kubelet, kubectl " + ", ".join(standin.VERSIONS)
     with emit.step(None, PHASE, "package server") as step:
         sdir = state_dir(directory)
         step.changed = hostservices.ensure_package_server(

@@ -1,21 +1,31 @@
 """Build the stand-in's .deb packages with `dpkg-deb --build`.
 
 For each Kubernetes version: `kubeadm`, `kubelet`, `kubectl`, `kubernetes-cni` and the shared
-`kube-standin-lib` (the node programs in `pifleet.sandbox.kube.node`, installed as the Python
-package `kube_standin`). Everything depends only on Debian bookworm packages: python3,
+`kube-standin-lib` (the node programs: the top-level `kube_standin` package, installed under
+the same name). Everything depends only on Debian bookworm packages: python3,
 python3-cryptography, python3-yaml, iproute2, and for kubectl Debian's real `kubernetes-client`,
 for the CNI plugins Debian's `containernetworking-plugins`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-NODE_SOURCE = Path(__file__).with_name("node")
+
+def _node_source() -> Path:
+    """The folder of the `kube_standin` package, found without importing it: pifleet packages
+    the stand-in, it never runs it (import-linter keeps it that way)."""
+    spec = importlib.util.find_spec("kube_standin")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the kube_standin package is not installed beside pifleet")
+    return Path(spec.origin).parent
+
+
 LIB_DIR = "/usr/lib/kube-standin"
 MAINTAINER = "pifleet sandbox <sandbox@pifleet.invalid>"
 CNI_VERSION = "1.7.1"
@@ -149,7 +159,7 @@ def packages(kube_version: str) -> list[Package]:
     lib = f"kube-standin-lib (= {v})"
     lib_files: dict[str, tuple[str | bytes, int]] = {
         f"{LIB_DIR}/kube_standin/{src.name}": (src.read_text(), 0o644)
-        for src in sorted(NODE_SOURCE.glob("*.py"))}
+        for src in sorted(_node_source().glob("*.py"))}
     lib_files[f"{LIB_DIR}/kube_standin/VERSION"] = (kube_version + "\n", 0o644)
     lib_files[f"{LIB_DIR}/kube-apiserver"] = (_launcher("apiserver"), 0o755)
     return [
