@@ -16,7 +16,9 @@ from pifleet.errors import Failed
 
 # OpenSSL's verify codes (x509_vfy.h) for the problems a user can fix.
 _NOT_YET_VALID, _EXPIRED = 9, 10
-_SELF_SIGNED, _SELF_SIGNED_IN_CHAIN, _UNKNOWN_ISSUER = 18, 19, 20
+# Another CA: unknown issuer, self-signed, or (every kubeadm CA is named `kubernetes`) a CA of
+# the same name whose signature does not match, as after the cluster was initialised again.
+_OTHER_CA = frozenset({2, 7, 18, 19, 20, 21})
 _HOSTNAME_MISMATCH, _IP_MISMATCH = 62, 64
 CLOCK_HINT = ("Raspberry Pis up to the 4 have no real-time clock and start at the last "
               "shutdown's time until NTP syncs: compare `date -u` here and on the control plane "
@@ -74,7 +76,7 @@ def _certificate(err: ssl.SSLCertVerificationError, server: str, host: str) -> K
             f"address the certificate names, or add {host} to the control plane's serving "
             f"certificate (kubeadm's --apiserver-cert-extra-sans={host}) and fetch the "
             "kubeconfig again")
-    if code in (_SELF_SIGNED, _SELF_SIGNED_IN_CHAIN, _UNKNOWN_ISSUER):
+    if code in _OTHER_CA:
         return CertificateProblem(
             f"x509: the server at {server} is not signed by the cluster CA in the kubeconfig: "
             "the cluster was re-initialised since the kubeconfig was written (run `pifleet "
