@@ -5,8 +5,8 @@ credentials (held in memory), so a browser on this machine reaches the dashboard
 API server's Service proxy without holding any credential itself. As kubectl proxy does by
 default, it refuses requests whose Host is not a loopback name (a web page elsewhere cannot
 reach it by DNS rebinding) and the paths that run commands in pods (exec, attach; and
-port-forward too). Streams (watches) are passed on as they come; protocol upgrades
-(WebSockets) are tunnelled.
+port-forward and the kubelet's own API through the node proxy too). Streams (watches) are
+passed on as they come; protocol upgrades (WebSockets) are tunnelled.
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ from pifleet.kube.credentials import Credentials
 from pifleet.kube.errors import translate
 
 LOOPBACK = "127.0.0.1"
-# kubectl proxy's defaults: --accept-hosts='^localhost$,^127\.0\.0\.1$,^\[::1\]$' and
-# --reject-paths='^/api/.*/pods/.*/exec,^/api/.*/pods/.*/attach'; port-forward refused too.
-ACCEPT_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-REJECT_PATHS = re.compile(r"^/api/.*/pods/.*/(exec|attach|portforward)")
+# kubectl proxy's defaults: --accept-hosts='^localhost$,^127\.0\.0\.1$,^\[::1\]$' (matched
+# against the host without its port and brackets, so in effect the first two) and
+# --reject-paths='^/api/.*/pods/.*/exec,^/api/.*/pods/.*/attach'. pifleet also refuses
+# port-forward and the node proxy (the kubelet's API runs commands in containers too).
+ACCEPT_HOSTS = frozenset({"localhost", "127.0.0.1"})
+REJECT_PATHS = re.compile(r"^/api/.*/pods/.*/(exec|attach|portforward)|^/api/v1/nodes/[^/]+/proxy")
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
                         "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
                         "host"})
@@ -48,8 +50,9 @@ def request_host(value: str) -> str:
 
 
 def refused_path(target: str) -> bool:
-    """Whether a request target runs commands in a pod (exec, attach, port-forward), however
-    the path is spelled (percent-escapes, doubled slashes, dot segments)."""
+    """Whether a request target could run commands on a node (exec, attach, port-forward, the
+    kubelet through the node proxy), however the path is spelled (percent-escapes, doubled
+    slashes, dot segments)."""
     path = unquote(target.split("?", 1)[0])
     cleaned = posixpath.normpath(re.sub(r"/+", "/", path))
     return any(REJECT_PATHS.match(p) for p in (path, cleaned))
@@ -102,7 +105,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(400, "only origin-form request targets are served")
             return False
         if refused_path(self.path):
-            self._refuse(403, "exec, attach and port-forward are not served through this proxy")
+            self._refuse(403, "exec, attach, port-forward and the node proxy are not served "
+                              "through this proxy")
             return False
         return True
 
