@@ -24,11 +24,14 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 
 from kube_standin import apiserver, pki
+from pifleet.kube import fleet_kubeconfig
 
 KUBECTL = shutil.which("kubectl")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="no kubectl on this machine")
 # admin.conf names the node's own address; the tests point pifleet at 127.0.0.1 instead. Any
 # connection to this one is refused (nothing listens there), so a missed rewrite shows.
 NODE_ADDRESS = "127.0.0.2"
@@ -173,3 +176,8 @@ def running_standin(d: Path, *, serving_not_before: dt.datetime | None = None
     finally:
         stop.set()
         thread.join(10)
+
+
+def fleet_document(cluster: StandinCluster, address: str = "127.0.0.1") -> dict[str, Any]:
+    """The fleet `team1`'s kubeconfig for this cluster, as pifleet makes it from admin.conf."""
+    return fleet_kubeconfig(cluster.admin_conf, name="team1", address=address).document()

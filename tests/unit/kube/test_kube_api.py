@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kube_cluster import KUBECTL, StandinCluster, free_port, running_standin
+from kube_cluster import (
+    KUBECTL,
+    StandinCluster,
+    fleet_document,
+    free_port,
+    needs_kubectl,
+    running_standin,
+)
 from kube_standin import pki
 from pifleet.errors import PifleetError
 from pifleet.kube import (
@@ -44,30 +51,11 @@ from pifleet.kube import (
 from pifleet.kube.client import Api
 from pifleet.kube.nodes import format_table, short_duration
 
-needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="no kubectl on this machine")
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinCluster]:
-    with running_standin(tmp_path_factory.mktemp("standin")) as c:
-        c.add_node("laperouse", roles=("control-plane",))
-        c.add_node("black-pearl")
-        yield c
-
-
-def conf(cluster: StandinCluster, address: str = "127.0.0.1") -> dict[str, object]:
-    return fleet_kubeconfig(cluster.admin_conf, name="team1", address=address).document()
-
-
-@pytest.fixture(scope="module")
-def api(cluster: StandinCluster) -> Iterator[Api]:
-    with connect(conf(cluster)) as client:
-        yield client
-
-
 def token_conf(cluster: StandinCluster, token: str) -> dict[str, object]:
-    doc = conf(cluster)
+    doc = fleet_document(cluster)
     doc["users"] = [{"name": "team1-admin", "user": {"token": token}}]  # type: ignore[index]
     return doc
 
@@ -85,7 +73,7 @@ def test_no_credential_ever_touches_a_temporary_file(cluster: StandinCluster,
     from lightkube.config import models
     monkeypatch.setattr(models.FileStr, "__new__", refuse)
     fds = set(os.listdir("/proc/self/fd"))
-    with connect(conf(cluster)) as client:
+    with connect(fleet_document(cluster)) as client:
         assert client.version() == "v1.34.1"
         assert [r.name for r in node_rows(client)] == ["black-pearl", "laperouse"]
     leaked = set(os.listdir("/proc/self/fd")) - fds
@@ -278,7 +266,7 @@ def test_ages_in_kubectls_short_form(seconds: int, shown: str) -> None:
 # ---- failures in pifleet's words ----
 
 def test_unreachable_api(cluster: StandinCluster) -> None:
-    doc = conf(cluster)
+    doc = fleet_document(cluster)
     port = free_port()
     doc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"  # type: ignore[index]
     with connect(doc) as client, pytest.raises(Unreachable) as err:
@@ -288,7 +276,7 @@ def test_unreachable_api(cluster: StandinCluster) -> None:
 
 
 def test_certificate_for_another_name(cluster: StandinCluster) -> None:
-    with connect(conf(cluster, address="localhost")) as client, \
+    with connect(fleet_document(cluster, address="localhost")) as client, \
             pytest.raises(CertificateProblem) as err:
         client.version()
     assert "not valid for localhost" in str(err.value)
@@ -310,7 +298,7 @@ def test_another_clusters_ca(cluster: StandinCluster) -> None:
 def test_clock_problems_are_named_with_the_fix(tmp_path: Path, days: int, state: str) -> None:
     when = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=days)
     with running_standin(tmp_path, serving_not_before=when) as skewed, \
-            connect(conf(skewed)) as client, pytest.raises(CertificateProblem) as err:
+            connect(fleet_document(skewed)) as client, pytest.raises(CertificateProblem) as err:
         client.version()
     message = str(err.value)
     assert message.startswith("x509: ") and state in message
@@ -373,7 +361,7 @@ def test_everything_works_in_a_gevent_patched_process(cluster: StandinCluster,
     import json
 
     doc = tmp_path / "kubeconfig.json"
-    doc.write_text(json.dumps(conf(cluster)))
+    doc.write_text(json.dumps(fleet_document(cluster)))
     doc.chmod(0o600)
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     res = subprocess.run([sys.executable, "-c", GEVENT_SCRIPT, str(doc)], capture_output=True,

@@ -19,30 +19,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from kube_cluster import KUBECTL, StandinCluster, free_port, running_standin
+from kube_cluster import KUBECTL, StandinCluster, free_port, needs_kubectl
 from kube_standin import pki
 from pifleet.errors import BadInput
-from pifleet.kube import LocalProxy, apply, connect, credentials, dashboard, fleet_kubeconfig
+from pifleet.kube import LocalProxy, apply, credentials, dashboard, fleet_kubeconfig
 from pifleet.kube.client import Api
 from pifleet.kube.credentials import Credentials
 from pifleet.kube.proxy import refused_path, request_host
-
-needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="no kubectl on this machine")
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinCluster]:
-    with running_standin(tmp_path_factory.mktemp("standin")) as c:
-        c.add_node("laperouse", roles=("control-plane",))
-        c.add_node("black-pearl")
-        yield c
-
-
-@pytest.fixture(scope="module")
-def api(cluster: StandinCluster) -> Iterator[Api]:
-    conf = fleet_kubeconfig(cluster.admin_conf, name="team1", address="127.0.0.1")
-    with connect(conf.document()) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

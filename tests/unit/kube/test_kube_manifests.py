@@ -4,20 +4,17 @@ checked for shape and accepted by the API stand-in (server-side apply, dry run a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from kube_cluster import KUBECTL, StandinCluster, running_standin
+from kube_cluster import StandinCluster, needs_kubectl
 from pifleet.errors import BadInput
-from pifleet.kube import apply, connect, dashboard, fleet_kubeconfig, login_objects, pins
+from pifleet.kube import apply, dashboard, login_objects, pins
 from pifleet.kube.apply import Outcome
 from pifleet.kube.client import Api
 from pifleet.kube.dashboard import DASHBOARDS, NONE
 from pifleet.kube.flannel import flannel
-
-needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="no kubectl on this machine")
 
 
 def every_object() -> list[dict[str, Any]]:
@@ -178,21 +175,6 @@ def test_every_object_is_labelled_and_namespaces_come_first() -> None:
 
 
 # ---- against the API server stand-in ----
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinCluster]:
-    with running_standin(tmp_path_factory.mktemp("standin")) as c:
-        c.add_node("laperouse", roles=("control-plane",))
-        c.add_node("black-pearl")
-        yield c
-
-
-@pytest.fixture(scope="module")
-def api(cluster: StandinCluster) -> Iterator[Api]:
-    conf = fleet_kubeconfig(cluster.admin_conf, name="team1", address="127.0.0.1")
-    with connect(conf.document()) as client:
-        yield client
-
 
 def test_every_object_passes_a_server_side_dry_run(api: Api) -> None:
     objects = every_object()
