@@ -16,8 +16,12 @@ import http.client
 import posixpath
 import re
 import select
+import signal
 import socket
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -263,6 +267,29 @@ def _splice(client: socket.socket, upstream: Any) -> None:
             (upstream if sock is client else client).sendall(data)
 
 
+@contextmanager
+def _interrupt_here() -> Iterator[None]:
+    """Ctrl-C stops the caller, also in a gevent-patched process (as `pifleet up` runs).
+
+    There each connection is served by a greenlet, and Python raises KeyboardInterrupt in
+    whichever one runs when the signal comes: a connection's, which would end only that one.
+    gevent's own signal handler sends it to the serving greenlet instead.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("socket") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    import gevent
+
+    watcher = gevent.signal_handler(signal.SIGINT, gevent.kill, gevent.getcurrent(),
+                                    KeyboardInterrupt)
+    try:
+        yield
+    finally:
+        watcher.cancel()
+
+
 class LocalProxy:
     """An HTTP proxy on 127.0.0.1 to one cluster's API server. Use as a context manager, or
     `start()` it in the background / `serve_forever()` in the foreground, then `close()`."""
@@ -280,6 +307,7 @@ class LocalProxy:
                     from None
             raise
         self._thread: threading.Thread | None = None
+        self._serving = False
 
     @property
     def port(self) -> int:
@@ -317,11 +345,18 @@ class LocalProxy:
             handler._upstream = None  # type: ignore[attr-defined]
 
     def serve_forever(self) -> None:
-        """Serve in this thread until `close()` is called from another, or an interrupt."""
-        self._server.serve_forever(poll_interval=0.25)
+        """Serve in this thread until `close()` is called from another, or an interrupt
+        (Ctrl-C raises KeyboardInterrupt here; then call `close()`)."""
+        self._serving = True
+        try:
+            with _interrupt_here():
+                self._server.serve_forever(poll_interval=0.25)
+        finally:
+            self._serving = False
 
     def start(self) -> LocalProxy:
         """Serve in a background thread."""
+        self._serving = True  # close() right after start() must still stop the thread
         self._thread = threading.Thread(target=self.serve_forever, name="pifleet-proxy",
                                         daemon=True)
         self._thread.start()
@@ -329,8 +364,9 @@ class LocalProxy:
 
     def close(self) -> None:
         """Stop serving and release the port."""
-        if self._thread is not None:
+        if self._serving:
             self._server.shutdown()
+        if self._thread is not None:
             self._thread.join(5)
             self._thread = None
         self._server.server_close()

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import select
+import signal
 import socket
 import socketserver
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +22,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from kube_cluster import KUBECTL, StandinCluster, free_port, needs_kubectl
+from kube_cluster import KUBECTL, StandinCluster, fleet_document, free_port, needs_kubectl
 from kube_standin import pki
 from pifleet.errors import BadInput
 from pifleet.kube import LocalProxy, apply, credentials, dashboard, fleet_kubeconfig
@@ -281,3 +284,45 @@ def test_dashboard_url_reaches_the_dashboard_pod(api: Api, proxy: LocalProxy,
             break
         time.sleep(0.5)
     assert status == 200 and b"stand-in" in body
+
+
+# ---- until stopped ----
+
+SERVE_SCRIPT = """
+import json, sys
+if sys.argv[2] == "gevent":
+    import pifleet.remote.engine  # a patched process, as `pifleet up` runs
+import pifleet.kube as k
+proxy = k.LocalProxy(k.credentials(json.load(open(sys.argv[1]))))
+print(proxy.url, flush=True)
+try:
+    proxy.serve_forever()
+except KeyboardInterrupt:
+    proxy.close()
+    print("stopped", flush=True)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("mode", ["plain", "gevent"])
+def test_serves_until_ctrl_c_then_frees_the_port(cluster: StandinCluster, tmp_path: Path,
+                                                 mode: str) -> None:
+    doc = tmp_path / "kubeconfig.json"
+    doc.write_text(json.dumps(fleet_document(cluster)))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3] / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", SERVE_SCRIPT, str(doc), mode],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        port = int(url.rsplit(":", 1)[1])
+        assert get(port, "/version")[0] == 200
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert (proc.returncode, out.strip()) == (130, "stopped"), err
+    assert "Traceback" not in err
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # free again
