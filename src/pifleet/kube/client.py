@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -63,7 +64,7 @@ class Api:
         """The API server's URL."""
         return self.credentials.server
 
-    def talking(self):  # type: ignore[no-untyped-def]
+    def talking(self) -> AbstractContextManager[None]:
         """A context manager that puts failures of requests to this API in pifleet's words."""
         return talking_to(self.server, self.credentials.host)
 

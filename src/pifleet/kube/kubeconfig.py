@@ -233,20 +233,20 @@ def fleet_kubeconfig(admin_conf: str, *, name: str, address: str,
 # ---- which files, as kubectl chooses them ----
 
 def chain(output: Path | None = None, environ: Mapping[str, str] | None = None,
-          home: Path | None = None) -> tuple[list[Path], bool]:
-    """The kubeconfig files in loading order, and whether it is one explicit file.
+          home: Path | None = None) -> list[Path]:
+    """The kubeconfig files in loading order.
 
     `output` is like kubectl's `--kubeconfig`: that file alone. Otherwise `$KUBECONFIG` is a
     list (the system's path separator, empty entries skipped, duplicates dropped), else
     `~/.kube/config`.
     """
     if output is not None:
-        return [Path(output)], True
+        return [Path(output)]
     env = os.environ if environ is None else environ
     listed = [p for p in env.get("KUBECONFIG", "").split(os.pathsep) if p]
     if listed:
-        return [Path(p) for p in dict.fromkeys(listed)], False
-    return [(home or Path.home()) / ".kube" / "config"], False
+        return [Path(p) for p in dict.fromkeys(listed)]
+    return [(home or Path.home()) / ".kube" / "config"]
 
 
 def default_file(files: Sequence[Path], existing: Mapping[Path, Doc | None]) -> Path:
@@ -291,6 +291,14 @@ def _new_config() -> Doc:
             "current-context": "", "preferences": {}, "users": []}
 
 
+def _editable(docs: dict[Path, Doc], path: Path) -> Doc:
+    """The document pifleet is about to change in `path`: a new file (or an empty one)
+    starts as kubectl would write it."""
+    if not docs.get(path):
+        docs[path] = _new_config()
+    return docs[path]
+
+
 def _put(doc: Doc, plural: str, item: Doc) -> None:
     items = list(doc.get(plural) or [])
     for i, old in enumerate(items):
@@ -324,10 +332,10 @@ def merge_kubeconfig(fleet: FleetKubeconfig, *, output: Path | None = None,
     current-context is set when `make_current`, or when no file sets one. A file whose
     content would not change is not written; a changed one is backed up first.
     """
-    files, explicit = chain(output, environ, home)
+    files = chain(output, environ, home)
     with _kubectl_locks(files):
         docs = {path: read_file(path) for path in files}
-        target = files[0] if explicit else default_file(files, docs)
+        target = default_file(files, docs)
         new_docs = {p: copy.deepcopy(d) for p, d in docs.items() if d is not None}
         for plural, inner in SECTIONS:
             name = fleet.entries()[plural]["name"]
@@ -337,14 +345,12 @@ def merge_kubeconfig(fleet: FleetKubeconfig, *, output: Path | None = None,
             if old is not None and not is_ours(old, inner):
                 raise BadInput(f"{where}: a {inner} named {name!r} is already there and pifleet "
                                "did not write it; choose another context name")
-            dest = where or target
-            doc = new_docs.setdefault(dest, _new_config())
-            _put(doc, plural, _ours(fleet, plural, inner, old))
+            _put(_editable(new_docs, where or target), plural, _ours(fleet, plural, inner, old))
         current = next((d.get("current-context") for d in docs.values()
                         if d and d.get("current-context")), None)
         made_current = (make_current and current != fleet.name) or not current
         if made_current:
-            new_docs.setdefault(target, _new_config())["current-context"] = fleet.name
+            _editable(new_docs, target)["current-context"] = fleet.name
             current = fleet.name
         written = tuple(_write(path, docs.get(path), doc) for path, doc in new_docs.items()
                         if doc != docs.get(path))

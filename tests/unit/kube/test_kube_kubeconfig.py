@@ -430,3 +430,15 @@ def test_admin_conf_server_address_is_not_used(cluster: StandinCluster) -> None:
 def test_completion_hint_fits_the_shell(shell: str, expected: str) -> None:
     line = completion_hint(shell)
     assert expected in line and "\n" not in line
+
+
+def test_an_empty_file_is_an_empty_kubeconfig(cluster: StandinCluster, tmp_path: Path) -> None:
+    empty, untouched = tmp_path / "empty", tmp_path / "also-empty"
+    empty.write_text("")
+    untouched.write_text("# nothing yet\n")
+    result = merge_kubeconfig(fleet(cluster), environ={
+        "KUBECONFIG": f"{empty}{os.pathsep}{untouched}"})
+    assert [c.path for c in result.written] == [empty]
+    doc = load(empty)
+    assert (doc["apiVersion"], doc["kind"], doc["current-context"]) == ("v1", "Config", "team1")
+    assert untouched.read_text() == "# nothing yet\n"
