@@ -108,18 +108,21 @@ def translate(exc: BaseException, server: str, host: str = "") -> KubeError:
                                f"({link.reason or link})")
         if isinstance(link, ConnectionRefusedError) or getattr(link, "errno", None) == \
                 errno.ECONNREFUSED:
-            return Unreachable(f"cannot reach the Kubernetes API at {server}: connection "
-                               "refused (is the control plane up and its API server running?)")
+            return _refused(server)
     if isinstance(exc, httpx2.TimeoutException | TimeoutError | socket.timeout):
         return Unreachable(f"cannot reach the Kubernetes API at {server}: no answer in time "
                            "(is the control plane on and on the network?)")
     if isinstance(exc, httpx2.TransportError | OSError):
         detail = str(exc) or type(exc).__name__
         if "refused" in detail.lower():
-            return Unreachable(f"cannot reach the Kubernetes API at {server}: connection "
-                               "refused (is the control plane up and its API server running?)")
+            return _refused(server)
         return Unreachable(f"cannot reach the Kubernetes API at {server}: {detail}")
     return KubeError(f"Kubernetes API at {server}: {exc}")
+
+
+def _refused(server: str) -> Unreachable:
+    return Unreachable(f"cannot reach the Kubernetes API at {server}: connection refused (is "
+                       "the control plane up and its API server running?)")
 
 
 def _status(code: int, reason: str, message: str, server: str) -> KubeError:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -273,6 +275,19 @@ def test_unreachable_api(cluster: StandinCluster) -> None:
         client.version()
     assert f"https://127.0.0.1:{port}" in str(err.value)
     assert "connection refused" in str(err.value)
+
+
+def test_a_silent_server_is_unreachable_in_time(cluster: StandinCluster) -> None:
+    with socket.socket() as silent:  # accepts the connection, never answers the TLS hello
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        doc = fleet_document(cluster)
+        doc["clusters"][0]["cluster"]["server"] = \
+            f"https://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with connect(doc, timeout=1) as client, pytest.raises(Unreachable) as err:
+            client.version()
+    assert "no answer in time" in str(err.value) and time.monotonic() - started < 5
 
 
 def test_certificate_for_another_name(cluster: StandinCluster) -> None:
