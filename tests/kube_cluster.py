@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -46,13 +46,18 @@ def free_port() -> int:
 
 @dataclass
 class StandinCluster:
-    """A running stand-in and the credentials kubeadm would have written for it."""
+    """A running stand-in and the credentials kubeadm would have written for it.
+
+    Nodes added here get a kubelet's heartbeat (every few seconds), so they do not go Unknown
+    after the stand-in's grace period while a long test module runs.
+    """
 
     port: int
     dir: Path
     ca: pki.Pair
     admin: pki.Pair
     admin_conf: str
+    kubelets: dict[str, bool] = field(default_factory=dict)
 
     @property
     def local_conf(self) -> str:
@@ -89,17 +94,26 @@ class StandinCluster:
             "apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels},
             "status": {"conditions": [condition], "nodeInfo": {"kubeletVersion": version}}})
         assert status == 201, doc
+        self.kubelets[name] = ready
 
     def set_node_ready(self, name: str, ready: bool) -> None:
         """Change a Node's Ready condition (the kubelet's heartbeat)."""
+        self.kubelets[name] = ready
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         status, doc = self.request("PATCH", f"/api/v1/nodes/{name}/status", {"status": {
             "conditions": [{"type": "Ready", "status": "True" if ready else "False",
                             "lastHeartbeatTime": now, "lastTransitionTime": now,
                             "reason": "KubeletReady" if ready else "KubeletNotReady",
-                            "message": "kubelet is posting ready status"}]}},
+                            "message": "kubelet is posting ready status" if ready else
+                            "container runtime network not ready: cni config "
+                            "uninitialized"}]}},
             "application/merge-patch+json")
         assert status == 200, doc
+
+    def heartbeat(self) -> None:
+        """Every node's kubelet posts its status once."""
+        for name, ready in list(self.kubelets.items()):
+            self.set_node_ready(name, ready)
 
     def ready_pods(self, namespace: str) -> int:
         """Mark every pod in a namespace Running and Ready, as kubelets would; how many."""
@@ -162,6 +176,13 @@ def running_standin(d: Path, *, serving_not_before: dt.datetime | None = None
     admin_conf = pki.kubeconfig(f"https://{NODE_ADDRESS}:{port}", ca.cert, "kubernetes-admin",
                                 cert=admin.cert, key=admin.key)
     cluster = StandinCluster(port, d, ca, admin, admin_conf)
+
+    def kubelets() -> None:
+        while not stop.wait(5):
+            cluster.heartbeat()
+
+    beating = threading.Thread(target=kubelets, daemon=True)
+    beating.start()
     try:
         if serving_not_before is None:
             # What kubeadm does at init: its admins' group gets cluster-admin.
@@ -176,6 +197,7 @@ def running_standin(d: Path, *, serving_not_before: dt.datetime | None = None
     finally:
         stop.set()
         thread.join(10)
+        beating.join(10)
 
 
 def fleet_document(cluster: StandinCluster, address: str = "127.0.0.1") -> dict[str, Any]:
