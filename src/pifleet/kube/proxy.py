@@ -92,9 +92,11 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- checks ----
     def _refuse(self, code: int, why: str) -> None:
         body = f"pifleet proxy: {why}\n".encode()
+        self.close_connection = True  # any request body left unread is not a next request
         self.send_response_only(code)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)

@@ -326,3 +326,18 @@ def test_serves_until_ctrl_c_then_frees_the_port(cluster: StandinCluster, tmp_pa
     assert "Traceback" not in err
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))  # free again
+
+
+def test_a_refused_request_ends_the_connection(proxy: LocalProxy) -> None:
+    """A refused request's unread body must never be read as a next request."""
+    hidden = b"GET /api/v1/nodes HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    try:
+        sock.sendall(b"POST /api/v1/namespaces/x/pods/y/exec HTTP/1.1\r\nHost: localhost\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(hidden), hidden))
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 403") and answer.count(b"HTTP/1.1 ") == 1
