@@ -7,9 +7,10 @@ The phases call only what is exported here:
   `completion_hint`;
 - manifests: `flannel`, `dashboard` / `DASHBOARDS` (Headlamp, Kubernetes Dashboard),
   `login_objects` / `login_account`, all versions and images from `pins`;
+  `FLANNEL_NAMESPACE` / `FLANNEL_DAEMONSET` to wait on;
 - the API: `connect` (a kubeconfig in memory -> `Api`), `apply` (server-side, per-object
   outcome), `wait_nodes_ready` / `wait_daemonset` / `wait_deployment` (with progress),
-  `request_token`, `node_rows` / `format_table`;
+  `login_token` / `request_token`, `node_rows` / `format_table`;
 - `LocalProxy`: the dashboard's local proxy, as `kubectl proxy`.
 
 Failures are `pifleet.errors.PifleetError`s with the fix in their message (`KubeError` and
@@ -36,6 +37,8 @@ from pifleet.kube.errors import (
     Unauthorized,
     Unreachable,
 )
+from pifleet.kube.flannel import DAEMONSET as FLANNEL_DAEMONSET
+from pifleet.kube.flannel import NAMESPACE as FLANNEL_NAMESPACE
 from pifleet.kube.flannel import flannel
 from pifleet.kube.kubeconfig import (
     FleetKubeconfig,
@@ -46,7 +49,7 @@ from pifleet.kube.kubeconfig import (
 )
 from pifleet.kube.nodes import NodeRow, format_table, node_rows
 from pifleet.kube.proxy import LocalProxy
-from pifleet.kube.tokens import request_token
+from pifleet.kube.tokens import login_token, request_token
 from pifleet.kube.wait import (
     Progress,
     WaitTimeout,
@@ -57,11 +60,12 @@ from pifleet.kube.wait import (
 )
 
 __all__ = [
-    "DASHBOARDS", "LOGIN_NAMESPACE", "NONE", "Api", "ApiFailure", "Applied", "ApplyConflict",
-    "CertificateProblem", "Credentials", "Dashboard", "FleetKubeconfig", "Forbidden",
-    "KubeError", "LocalProxy", "MergeResult", "NodeRow", "Outcome", "Progress", "Unauthorized",
-    "Unreachable", "WaitTimeout", "apply", "apply_one", "completion_hint", "connect",
-    "credentials", "dashboard", "flannel", "fleet_kubeconfig", "format_table", "login_account",
-    "login_objects", "merge_kubeconfig", "node_progress", "node_rows", "request_token",
-    "wait_daemonset", "wait_deployment", "wait_nodes_ready",
+    "DASHBOARDS", "FLANNEL_DAEMONSET", "FLANNEL_NAMESPACE", "LOGIN_NAMESPACE", "NONE", "Api",
+    "ApiFailure", "Applied", "ApplyConflict", "CertificateProblem", "Credentials", "Dashboard",
+    "FleetKubeconfig", "Forbidden", "KubeError", "LocalProxy", "MergeResult", "NodeRow", "Outcome",
+    "Progress", "Unauthorized", "Unreachable", "WaitTimeout", "apply", "apply_one",
+    "completion_hint", "connect", "credentials", "dashboard", "flannel", "fleet_kubeconfig",
+    "format_table", "login_account", "login_objects", "login_token", "merge_kubeconfig",
+    "node_progress", "node_rows", "request_token", "wait_daemonset", "wait_deployment",
+    "wait_nodes_ready",
 ]

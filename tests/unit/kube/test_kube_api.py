@@ -30,6 +30,8 @@ from kube_cluster import (
 from kube_standin import pki
 from pifleet.errors import PifleetError
 from pifleet.kube import (
+    FLANNEL_DAEMONSET,
+    FLANNEL_NAMESPACE,
     ApplyConflict,
     CertificateProblem,
     Forbidden,
@@ -44,6 +46,7 @@ from pifleet.kube import (
     flannel,
     fleet_kubeconfig,
     login_objects,
+    login_token,
     node_rows,
     request_token,
     wait_daemonset,
@@ -188,7 +191,8 @@ def test_wait_for_the_flannel_daemonset(api: Api, cluster: StandinCluster) -> No
         wait_daemonset(api, "kube-flannel", "kube-flannel-ds", timeout=0.5, interval=0.1)
     nodes = len(node_rows(api))
     with kubelets(cluster, "kube-flannel"):
-        done = wait_daemonset(api, "kube-flannel", "kube-flannel-ds", timeout=15, interval=0.2)
+        done = wait_daemonset(api, FLANNEL_NAMESPACE, FLANNEL_DAEMONSET, timeout=15,
+                              interval=0.2)
     assert done.ready == done.total == nodes
 
 
@@ -214,8 +218,8 @@ def test_wait_for_something_missing_says_not_found(api: Api) -> None:
 def test_login_tokens_authenticate_and_are_scoped(api: Api, cluster: StandinCluster,
                                                   tmp_path: Path) -> None:
     apply(api, login_objects() + login_objects(read_only=True))
-    admin = request_token(api, "pifleet-admin", "kube-system")
-    viewer = request_token(api, "pifleet-viewer", "kube-system")
+    admin = login_token(api)
+    viewer = login_token(api, read_only=True)
     ca = tmp_path / "ca.crt"
     ca.write_bytes(cluster.ca.cert)
     base = [str(KUBECTL), "--kubeconfig", "/dev/null", "--server",
