@@ -103,7 +103,12 @@ def _tls(cluster: Mapping[str, Any], user: Mapping[str, Any], base: Path | None,
             raise BadInput(f"{source}: certificate-authority-data is not a PEM "
                            "certificate") from None
     elif cluster.get("certificate-authority"):
-        ctx = ssl.create_default_context(cafile=_file(cluster["certificate-authority"], base))
+        cafile = _file(cluster["certificate-authority"], base)
+        try:
+            ctx = ssl.create_default_context(cafile=cafile)
+        except (ssl.SSLError, OSError) as exc:
+            reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+            raise BadInput(f"{source}: certificate-authority {cafile}: {reason}") from None
     else:
         ctx = ssl.create_default_context()
     try:

@@ -28,7 +28,7 @@ from kube_cluster import (
     running_standin,
 )
 from kube_standin import pki
-from pifleet.errors import PifleetError
+from pifleet.errors import BadInput, PifleetError
 from pifleet.kube import (
     FLANNEL_DAEMONSET,
     FLANNEL_NAMESPACE,
@@ -343,6 +343,31 @@ def test_forbidden_403(api: Api, cluster: StandinCluster) -> None:
 def test_kubeconfig_without_usable_context_is_bad_input() -> None:
     with pytest.raises(PifleetError, match="no context 'missing'"):
         connect({"contexts": []}, "missing")
+
+
+@pytest.mark.parametrize(("cluster_body", "user_body", "problem"), [
+    ({"server": "https://127.0.0.1:1", "certificate-authority": "/nonexistent/ca.crt"}, {},
+     "certificate-authority /nonexistent/ca.crt: No such file"),
+    ({"server": "https://127.0.0.1:1", "certificate-authority-data": "bm90IGEgY2VydA=="}, {},
+     "not a PEM certificate"),
+    ({"server": "https://127.0.0.1:1"}, {"client-certificate-data": "!!", "client-key-data": ""},
+     "client-certificate-data is not base64"),
+    ({"server": "https://127.0.0.1:1"}, {"client-certificate-data": "bm8=",
+                                         "client-key-data": "bm8="},
+     "the client certificate and key cannot be used"),
+    ({"server": "https://127.0.0.1:1"}, {"exec": {"command": "aws"}}, "exec plugin"),
+    ({"server": "ftp://x"}, {}, "no usable server URL"),
+])
+def test_unusable_kubeconfig_entries_are_bad_input(cluster_body: dict[str, object],
+                                                   user_body: dict[str, object],
+                                                   problem: str) -> None:
+    doc = {"current-context": "c", "contexts": [{"name": "c", "context": {"cluster": "k",
+                                                                          "user": "u"}}],
+           "clusters": [{"name": "k", "cluster": cluster_body}],
+           "users": [{"name": "u", "user": user_body}]}
+    with pytest.raises(BadInput) as err:
+        connect(doc, source="~/.kube/config")
+    assert str(err.value).startswith("~/.kube/config: ") and problem in str(err.value)
 
 
 # ---- under gevent, as `pifleet up` runs ----
