@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ class StandinCluster:
     admin: pki.Pair
     admin_conf: str
     kubelets: dict[str, bool] = field(default_factory=dict)
+    _beat: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def local_conf(self) -> str:
@@ -97,8 +98,18 @@ class StandinCluster:
         self.kubelets[name] = ready
 
     def set_node_ready(self, name: str, ready: bool) -> None:
-        """Change a Node's Ready condition (the kubelet's heartbeat)."""
-        self.kubelets[name] = ready
+        """Change a Node's Ready condition (what its kubelet reports from now on)."""
+        with self._beat:
+            self.kubelets[name] = ready
+            self._post_status(name, ready)
+
+    def heartbeat(self) -> None:
+        """Every node's kubelet posts its status once."""
+        for name in list(self.kubelets):
+            with self._beat:
+                self._post_status(name, self.kubelets[name])
+
+    def _post_status(self, name: str, ready: bool) -> None:
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         status, doc = self.request("PATCH", f"/api/v1/nodes/{name}/status", {"status": {
             "conditions": [{"type": "Ready", "status": "True" if ready else "False",
@@ -109,11 +120,6 @@ class StandinCluster:
                             "uninitialized"}]}},
             "application/merge-patch+json")
         assert status == 200, doc
-
-    def heartbeat(self) -> None:
-        """Every node's kubelet posts its status once."""
-        for name, ready in list(self.kubelets.items()):
-            self.set_node_ready(name, ready)
 
     def ready_pods(self, namespace: str) -> int:
         """Mark every pod in a namespace Running and Ready, as kubelets would; how many."""
@@ -179,7 +185,8 @@ def running_standin(d: Path, *, serving_not_before: dt.datetime | None = None
 
     def kubelets() -> None:
         while not stop.wait(5):
-            cluster.heartbeat()
+            with suppress(OSError, AssertionError):  # the server is stopping: nobody to tell
+                cluster.heartbeat()
 
     beating = threading.Thread(target=kubelets, daemon=True)
     beating.start()
