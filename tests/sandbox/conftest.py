@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import paramiko
@@ -15,6 +16,7 @@ import pytest
 
 from pifleet.events import Emitter
 from pifleet.sandbox import Sandbox, down, up
+from pifleet.sandbox.naming import Names
 
 SANDBOX_NODES = 3
 
@@ -24,20 +26,26 @@ def _require_root() -> None:
         pytest.skip("sandbox tests need root (network namespaces, systemd-nspawn)")
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """A running 3-node sandbox in a fresh folder; torn down after the module, even on error."""
+@contextmanager
+def running_sandbox(directory: Path, nodes: int) -> Iterator[Sandbox]:
+    """A sandbox of `nodes` nodes in `directory`; `down` after, then nothing of it may be left."""
     _require_root()
-    directory = tmp_path_factory.mktemp("sandbox")
     inodes: set[int] = set()
     try:
-        info = up(directory, SANDBOX_NODES, "native", Emitter())
+        info = up(directory, nodes, "native", Emitter())
         inodes = netns_inodes(info)
         yield info
     finally:
         down(directory, Emitter())
-    left = host_leftovers(directory, info.ident, inodes)
+    left = host_leftovers(directory, Names.for_dir(directory).ident, inodes)
     assert not left, f"sandbox down left: {left}"
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """A running 3-node sandbox in a fresh folder; torn down after the module, even on error."""
+    with running_sandbox(tmp_path_factory.mktemp("sandbox"), SANDBOX_NODES) as info:
+        yield info
 
 
 SSHRun = Callable[[str, str], tuple[int, str, str]]
@@ -85,8 +93,9 @@ def host_leftovers(directory: Path, ident: str, inodes: set[int] = frozenset()) 
     mounts = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True,
                             text=True).stdout
     found += [f"mount {m}" for m in mounts.splitlines() if m.startswith(str(directory))]
-    rules = subprocess.run(["iptables", "-w", "-S"], capture_output=True, text=True).stdout
-    found += [f"rule {r}" for r in rules.splitlines() if f"pifleet-sandbox-{ident}" in r]
+    for tool in ("iptables", "ip6tables"):  # every chain: FORWARD, INPUT, any other
+        rules = subprocess.run([tool, "-w", "-S"], capture_output=True, text=True).stdout
+        found += [f"rule {r}" for r in rules.splitlines() if f"pifleet-sandbox-{ident}" in r]
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -94,7 +103,8 @@ def host_leftovers(directory: Path, ident: str, inodes: set[int] = frozenset()) 
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if argv and str(directory) in argv:
+        if argv and (str(directory) in argv or ("pifleet" in argv and ident in argv)):
+            # the sandbox's own processes, and host services named after it (its apt proxy)
             found.append(f"process {pid} {argv.replace(chr(0), ' ')[:120]}")
         try:
             in_node = os.stat(f"/proc/{pid}/ns/net").st_ino in inodes
@@ -121,3 +131,9 @@ def sandbox_leftovers() -> Callable[..., list[str]]:
 def sandbox_netns_inodes() -> Callable[[Sandbox], set[int]]:
     """`netns_inodes` as a fixture."""
     return netns_inodes
+
+
+@pytest.fixture(scope="session")
+def sandbox_factory() -> Callable[[Path, int], AbstractContextManager[Sandbox]]:
+    """`running_sandbox` as a fixture, for modules that need sandboxes of their own."""
+    return running_sandbox

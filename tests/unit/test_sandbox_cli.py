@@ -54,9 +54,13 @@ def test_list_json_is_one_object_per_sandbox(monkeypatch: pytest.MonkeyPatch, tm
 
     monkeypatch.setenv(registry.RUN_ENV, str(tmp_path / "run"))
     monkeypatch.setattr("pifleet.sandbox.network.link_names", lambda: {"eth0", "pfb-0a0b0c"})
+    monkeypatch.setattr("pifleet.sandbox.network.rules_listing", lambda chain: "")
+    monkeypatch.setattr("pifleet.sandbox.network.rules_readable", lambda: True)
     registry.register(registry.Entry("0a0b0c", str(tmp_path / "gone"), 12))
     assert _pifleet(monkeypatch, "--json", "sandbox", "list") == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines == [{"directory": str(tmp_path / "gone"), "bridge": "pfb-0a0b0c",
                       "network": "10.213.12.0/24", "nodes": [], "running": [],
-                      "state": "stale", "problems": [f"no state in {tmp_path / 'gone'}"]}]
+                      "state": "stale", "problems": [f"no state in {tmp_path / 'gone'}",
+                                                     "FORWARD rules missing or changed",
+                                                     "INPUT rules missing or changed"]}]

@@ -52,6 +52,7 @@ def test_account_lines_add_pirate_to_sudo_once() -> None:
 def test_apt_conf_goes_direct_to_the_package_server() -> None:
     text = apt_conf("http://10.213.5.1:3142", "10.213.5.1", ('Acquire::Check-Date "false";',))
     assert 'Acquire::http::Proxy "http://10.213.5.1:3142";' in text
+    assert 'Acquire::https::Proxy "http://10.213.5.1:3142";' in text
     assert 'Acquire::http::Proxy::10.213.5.1 "DIRECT";' in text
     assert text.endswith('Acquire::Check-Date "false";\n')
 

@@ -11,9 +11,11 @@ import pytest
 
 from pifleet.fleet import load_fleet
 from pifleet.sandbox import fleetfile
+from pifleet.sandbox.addresses import Plan
 from pifleet.sandbox.fsutil import mounts_under, remove_tree, write_file
+from pifleet.sandbox.hostservices import APT_PROXY_PORT, PACKAGES_PORT
 from pifleet.sandbox.naming import Names
-from pifleet.sandbox.network import forward_rules, tagged_rules
+from pifleet.sandbox.network import forward_rules, input_rules, tagged_rules
 from pifleet.sandbox.processes import alive, find, spawn, stop
 from pifleet.sandbox.state import Record
 
@@ -43,6 +45,17 @@ def test_forward_rules_drop_both_ways_but_not_within_the_bridge() -> None:
     assert all(rule[-2:] == ["-j", "DROP"] for rule in rules)
 
 
+def test_input_rules_let_nodes_open_only_their_own_services() -> None:
+    names = Names("0a0b0c")
+    replies, services, rest = input_rules(names, Plan(9))
+    assert all(rule[:2] == ["-i", "pfb-0a0b0c"] and names.rule_tag in rule
+               for rule in (replies, services, rest))
+    assert "RELATED,ESTABLISHED" in replies and replies[-1] == "ACCEPT"
+    assert services[2:4] == ["-d", "10.213.9.1/32"] and services[-1] == "ACCEPT"
+    assert f"{APT_PROXY_PORT},{PACKAGES_PORT}" in services and "tcp" in services
+    assert rest == ["-i", "pfb-0a0b0c", "-m", "comment", "--comment", names.rule_tag, "-j", "DROP"]
+
+
 def test_fleet_file_is_valid_and_marks_itself(tmp_path: Path) -> None:
     record = Record(directory=str(tmp_path), ident="0a0b0c", slot=9, arch="amd64",
                     base="/base", nodes=["laperouse", "black-pearl", "fregate"])
@@ -53,7 +66,7 @@ def test_fleet_file_is_valid_and_marks_itself(tmp_path: Path) -> None:
     assert fleet.nodes[0].address == "10.213.9.10"
     assert fleet.ssh.password == "hypriot" and fleet.ssh.user == "pirate"
     assert fleet.kubernetes.repository_url == "http://10.213.9.1:8080/core:/stable:/v1.34/deb/"
-    assert fleet.apt.proxy == "http://10.213.9.1:3142"
+    assert fleet.apt.proxy == f"http://10.213.9.1:{APT_PROXY_PORT}"
     assert fleetfile.is_ours(sandbox.fleet_path)
     (tmp_path / "other.yaml").write_text("name: mine\n")
     assert not fleetfile.is_ours(tmp_path / "other.yaml")

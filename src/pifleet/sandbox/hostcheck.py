@@ -15,7 +15,6 @@ from pifleet.sandbox.commands import run
 REQUIRED = {
     "systemd-nspawn": "systemd-container",
     "debootstrap": "debootstrap",
-    "apt-cacher-ng": "apt-cacher-ng",
     "ip": "iproute2",
     "iptables": "iptables",
     "unshare": "util-linux",

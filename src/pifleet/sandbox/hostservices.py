@@ -1,9 +1,9 @@
 """Host services of the sandbox, started as plain processes (this machine's PID 1 is not
-systemd): the apt proxy that all sandboxes share, and each sandbox's package server.
+systemd): each sandbox's apt proxy and package server, both on its bridge address.
 
-The apt proxy (apt-cacher-ng) listens on the bridge address of every running sandbox and
-nowhere else; when a new sandbox comes up it is restarted with the longer address list. Nodes
-retry apt downloads (see nodefiles.apt_conf), so the short restart does not fail them.
+The apt proxy (aptproxy.py) is one process per sandbox, so no sandbox's start or stop ever
+restarts another's; all of them share one cache folder. It serves only this machine's Debian
+archives, read from its apt sources when the proxy starts.
 """
 
 from __future__ import annotations
@@ -15,12 +15,18 @@ import time
 from pathlib import Path
 
 from pifleet.errors import Failed
-from pifleet.sandbox import processes
+from pifleet.sandbox import processes, sources
 from pifleet.sandbox.registry import run_dir
 from pifleet.sandbox.rootfs import cache_dir
 
-APT_PROXY_PORT = 3142
+# Not apt-cacher-ng's 3142: a system apt-cacher-ng listens there on every address.
+APT_PROXY_PORT = 3143
 PACKAGES_PORT = 8080
+# Every port a node may open a connection to on its own bridge address (network.py).
+SERVICE_PORTS = (APT_PROXY_PORT, PACKAGES_PORT)
+APT_PROXY_CONFIG = "apt-proxy-"  # + ident + ".json" in the run folder: also the marker
+# The shared apt-cacher-ng earlier versions ran for every sandbox.
+LEGACY_APT_CACHER_MARKER = "apt-cacher-ng.pid"
 
 
 def port_open(address: str, port: int, timeout: float = 1.0) -> bool:
@@ -43,94 +49,83 @@ def wait_port(address: str, port: int, timeout: float, what: str) -> None:
 
 # --- apt proxy -------------------------------------------------------------------------------
 
-def _proxy_state_path() -> Path:
-    return run_dir() / "apt-cacher-ng.json"
+def apt_proxy_config_path(ident: str) -> Path:
+    """The configuration of sandbox `ident`'s apt proxy; its path marks the process."""
+    return run_dir() / f"{APT_PROXY_CONFIG}{ident}.json"
 
 
-def _proxy_marker() -> str:
-    # Unique to our instance: a Debian-managed apt-cacher-ng has other paths.
-    return f"PidFile={run_dir() / 'apt-cacher-ng.pid'}"
+def apt_proxy_cache() -> Path:
+    """The cache every sandbox's apt proxy shares."""
+    return cache_dir() / "apt-proxy"
 
 
-def apt_proxy_config(addresses: list[str]) -> str:
-    """Our own apt-cacher-ng configuration: bound to the bridges, cache in our cache folder.
-
-    It defines no remapping: the proxy fetches exactly the URLs nodes ask for, and nodes ask
-    for this machine's own mirror (the package's default backends may not be reachable).
-    """
-    cache = cache_dir() / "apt-cacher-ng"
-    return (f"CacheDir: {cache / 'cache'}\n"
-            f"LogDir: {cache / 'log'}\n"
-            "SupportDir: /usr/lib/apt-cacher-ng\n"
-            f"Port: {APT_PROXY_PORT}\n"
-            f"BindAddress: {' '.join(addresses)}\n"
-            f"SocketPath: {run_dir() / 'apt-cacher-ng.socket'}\n"
-            "ReportPage: acng-report.html\n"
-            "ExThreshold: 4\n"
-            # Nothing but plain fetches of what nodes ask for: no CONNECT tunnels, no
-            # redirects to other hosts, no bug-tracker forwarding (the package's defaults allow
-            # all three).
-            "PassThroughPattern: ^$\n"
-            "RedirMax: 0\n"
-            "ForwardBtsSoap: 0\n")
+def apt_proxy_config(address: str, archives: list[str]) -> dict[str, object]:
+    """What one sandbox's proxy serves, where it listens and keeps its cache."""
+    return {"address": address, "port": APT_PROXY_PORT, "archives": archives,
+            "cache": str(apt_proxy_cache())}
 
 
-def apt_proxy_argv(config_dir: Path) -> list[str]:
-    """apt-cacher-ng in the foreground with our configuration folder only."""
-    return ["apt-cacher-ng", "-c", str(config_dir), "ForeGround=1", _proxy_marker()]
+def apt_proxy_pids(ident: str) -> list[int]:
+    """The running apt proxy processes of sandbox `ident`."""
+    return processes.find(str(apt_proxy_config_path(ident)))
 
 
-def apt_proxy_state() -> tuple[int | None, list[str]]:
-    """(pid if our apt proxy runs, the addresses it was started with)."""
+def ensure_apt_proxy(ident: str, address: str, log: Path) -> bool:
+    """Run sandbox `ident`'s apt proxy on address:APT_PROXY_PORT, serving this machine's
+    Debian archives as its apt sources name them now. True if it was (re)started."""
+    config_path = apt_proxy_config_path(ident)
     try:
-        data = json.loads(_proxy_state_path().read_text())
+        wanted = apt_proxy_config(address, sources.node_archives())
+    except LookupError as exc:
+        raise Failed(str(exc)) from None
+    try:
+        current = json.loads(config_path.read_text())
     except (OSError, ValueError):
-        return None, []
-    pid = data.get("pid")
-    if not processes.alive(pid, _proxy_marker()):
-        return None, []
-    return pid, list(data.get("addresses", []))
-
-
-def ensure_apt_proxy(addresses: list[str], needed: str) -> bool:
-    """Run the proxy on `addresses`, restarting it unless it already serves `needed`.
-
-    Call with the machine lock held. True if it was (re)started.
-    """
-    pid, serving = apt_proxy_state()
-    if pid and needed in serving and port_open(needed, APT_PROXY_PORT):
+        current = None
+    if current == wanted and apt_proxy_pids(ident) and port_open(address, APT_PROXY_PORT):
         return False
-    stop_apt_proxy()
-    if port_open(needed, APT_PROXY_PORT):
-        raise Failed(f"port {APT_PROXY_PORT} on {needed} is taken by another program "
-                     "(a system apt-cacher-ng listening on all addresses?): stop it first")
-    for folder in ("cache", "log"):
-        (cache_dir() / "apt-cacher-ng" / folder).mkdir(parents=True, exist_ok=True)
-    addresses = sorted(set(addresses) | {needed})
-    log = cache_dir() / "apt-cacher-ng" / "daemon.log"
-    config_dir = run_dir() / "apt-cacher-ng.conf.d"
-    config_dir.mkdir(exist_ok=True)
-    (config_dir / "acng.conf").write_text(apt_proxy_config(addresses))
-    pid = processes.spawn(apt_proxy_argv(config_dir), log)
-    _proxy_state_path().write_text(json.dumps({"pid": pid, "addresses": addresses}) + "\n")
-    wait_port(needed, APT_PROXY_PORT, 15, "the apt proxy (apt-cacher-ng)")
-    if not processes.alive(pid, _proxy_marker()):
-        raise Failed(f"the apt proxy (apt-cacher-ng) exited at start; see {log}")
+    stop_apt_proxy(ident)
+    if port_open(address, APT_PROXY_PORT):
+        raise Failed(f"port {APT_PROXY_PORT} on {address} is taken by another program")
+    config_path.write_text(json.dumps(wanted, indent=1) + "\n")
+    argv = [sys.executable, "-m", "pifleet.sandbox.aptproxy", str(config_path)]
+    pid = processes.spawn(argv, log)
+    try:
+        wait_port(address, APT_PROXY_PORT, 15, "the apt proxy")
+    except Failed:
+        if not processes.exists(pid):
+            tail = " ".join(log.read_text(errors="replace").splitlines()[-1:])
+            raise Failed(f"the apt proxy exited at start: {tail} (see {log})") from None
+        raise
     return True
 
 
-def stop_apt_proxy() -> bool:
-    """Stop our apt proxy (and any leftover instance of it). True if one was running."""
-    pids = processes.find(_proxy_marker())
+def stop_apt_proxy(ident: str) -> bool:
+    """Stop sandbox `ident`'s apt proxy and remove its configuration. True if one ran."""
+    pids = apt_proxy_pids(ident)
     if pids:
         processes.stop(pids, timeout=10)
-    _proxy_state_path().unlink(missing_ok=True)
-    for leftover in ("apt-cacher-ng.pid", "apt-cacher-ng.socket"):
-        (run_dir() / leftover).unlink(missing_ok=True)
-    config_dir = run_dir() / "apt-cacher-ng.conf.d"
-    (config_dir / "acng.conf").unlink(missing_ok=True)
-    if config_dir.is_dir() and not any(config_dir.iterdir()):
-        config_dir.rmdir()
+    apt_proxy_config_path(ident).unlink(missing_ok=True)
+    return bool(pids)
+
+
+def apt_proxy_idents() -> set[str]:
+    """Sandboxes with an apt proxy configuration or process on this machine."""
+    found = {p.name[len(APT_PROXY_CONFIG):-len(".json")]
+             for p in run_dir().glob(f"{APT_PROXY_CONFIG}*.json")}
+    marker = str(run_dir() / APT_PROXY_CONFIG)
+    for pid in processes.find(marker):
+        for arg in processes.cmdline(pid):
+            if arg.startswith(marker) and arg.endswith(".json"):
+                found.add(arg[len(marker):-len(".json")])
+    return found
+
+
+def stop_legacy_apt_cacher() -> bool:
+    """Stop the shared apt-cacher-ng an earlier version ran (when the last sandbox goes)."""
+    pids = processes.find(f"PidFile={run_dir() / LEGACY_APT_CACHER_MARKER}")
+    if pids:
+        processes.stop(pids, timeout=10)
     return bool(pids)
 
 

@@ -42,13 +42,13 @@ from pifleet.sandbox import (
     rootfs,
     sources,
     standin,
+    strays,
 )
 from pifleet.sandbox.addresses import MAX_NODES, Plan, choose_slot
 from pifleet.sandbox.naming import Names
 from pifleet.sandbox.runtime import (
     PHASE,
     console_tail,
-    live_bridge_addresses,
     nodes_on_machine,
     supervisor_config,
     supervisor_pid,
@@ -155,6 +155,7 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
 
     with emit.step(None, PHASE, "network") as step, registry.machine_lock():
         _prune_registry(emit)
+        strays.remove(emit)
         slot = _choose_slot(names, record)
         if record is None:
             record = Record(directory=str(directory), ident=names.ident, slot=slot, arch=arch,
@@ -165,7 +166,7 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
         save(record)  # before anything starts: `down` can always undo what follows
         registry.register(registry.Entry(names.ident, str(directory), slot))
         step.changed = network.ensure_bridge(names, record.plan)
-        step.changed |= network.ensure_forward_rules(names)
+        step.changed |= network.ensure_rules(names, record.plan)
         step.message = f"{names.bridge} {record.plan.bridge}/24"
         raised = hostlimits.raise_for(nodes_on_machine())
         if raised:
@@ -174,9 +175,9 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
     sandbox = record.info()
     _report_strays(record, emit)
 
-    with emit.step(None, PHASE, "apt proxy") as step, registry.machine_lock():
+    with emit.step(None, PHASE, "apt proxy") as step:
         step.changed = hostservices.ensure_apt_proxy(
-            live_bridge_addresses(names.ident), sandbox.bridge_address)
+            names.ident, sandbox.bridge_address, state_dir(directory) / "apt-proxy.log")
         step.message = sandbox.apt_proxy_url
     with emit.step(None, PHASE, "package repository") as step:
         step.changed = standin.ensure_repository(sandbox.packages_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pifleet.sandbox import hostcheck, network, registry
+from pifleet.sandbox import hostcheck, hostservices, network, registry, strays
 from pifleet.sandbox.addresses import Plan
 from pifleet.sandbox.naming import Names
 from pifleet.sandbox.runtime import supervisor_pid
@@ -50,13 +50,13 @@ def list_sandboxes() -> list[Listing]:
             problems.append(f"no state in {directory}")
         if names.bridge not in bridges:
             problems.append("bridge missing")
+        problems += network.rule_problems(names, Plan(entry.slot))
         node_names = record.nodes if record else []
         running = [n for n in node_names if supervisor_pid(directory, n)]
+        if running and not hostservices.apt_proxy_pids(entry.ident):
+            problems.append("apt proxy not running")
         found.append(Listing(entry.ident, directory, names.bridge, str(Plan(entry.slot).network),
                              list(node_names), running, problems))
-    for bridge in sorted(bridges):
-        ident = bridge.removeprefix(Names("").bridge)
-        if ident not in seen:
-            found.append(Listing(ident, None, bridge, None, [], [],
-                                 ["bridge without a registered sandbox"]))
+    for ident, left in strays.problems(seen).items():
+        found.append(Listing(ident, None, Names(ident).bridge, None, [], [], left))
     return found

@@ -1,22 +1,31 @@
 """The sandbox's network on the host: a bridge, one namespace + veth pair per node, and
-FORWARD rules that keep every sandbox packet on this machine.
+iptables rules that keep every sandbox packet on this machine and away from its services.
 
 Nodes get a default route via the bridge (kubeadm and real Pis expect one), but the host drops
-whatever would be forwarded from the bridge to any other interface (and back), so the only
-places a node can reach are its sandbox neighbours and the host's own bridge address.
+whatever would be forwarded from the bridge to any other interface (and back): FORWARD rules.
+What a node sends to this machine itself (any of its addresses: the bridge's, other bridges',
+its main interface's, loopback-bound services through them) goes through INPUT, where each
+sandbox's rules accept only new connections to its own bridge address on its own services'
+ports, and replies to connections this machine opened (SSH to nodes, the API server); the rest
+is dropped. So a node reaches its sandbox neighbours, its apt proxy and its package server.
+Every rule carries the sandbox's tag (an iptables comment), so `down`, a later `up` and
+`list` find them even after a crash.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from pathlib import Path
 
 from pifleet.sandbox.addresses import Plan
 from pifleet.sandbox.commands import run, succeeds
-from pifleet.sandbox.naming import BRIDGE_PREFIX, Names
+from pifleet.sandbox.hostservices import SERVICE_PORTS
+from pifleet.sandbox.naming import BRIDGE_PREFIX, RULE_TAG_PREFIX, Names
 
 NETNS_DIR = Path("/run/netns")
+RULE_CHAINS = ("FORWARD", "INPUT")
 
 
 def links() -> list[dict[str, object]]:
@@ -140,36 +149,103 @@ def stray_netns(names: Names) -> list[str]:
 
 
 def forward_rules(names: Names) -> list[list[str]]:
-    """The FORWARD rules (as `iptables` arguments after `-I FORWARD 1`) of one sandbox."""
+    """The FORWARD rules (as `iptables` arguments after the chain) of one sandbox, in order."""
     tag = ["-m", "comment", "--comment", names.rule_tag, "-j", "DROP"]
     return [["-i", names.bridge, "!", "-o", names.bridge, *tag],
             ["-o", names.bridge, "!", "-i", names.bridge, *tag]]
 
 
-def tagged_rules(rules_listing: str, tag: str) -> list[list[str]]:
-    """The `-A FORWARD ...` lines of `iptables -S FORWARD` carrying `tag`, as argument lists."""
+def input_rules(names: Names, plan: Plan) -> list[list[str]]:
+    """The INPUT rules of one sandbox, in order: replies, its own services, nothing else."""
+    tag = ["-m", "comment", "--comment", names.rule_tag]
+    ports = ",".join(str(p) for p in SERVICE_PORTS)
+    return [["-i", names.bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED",
+             *tag, "-j", "ACCEPT"],
+            ["-i", names.bridge, "-d", f"{plan.bridge}/32", "-p", "tcp", "-m", "multiport",
+             "--dports", ports, *tag, "-j", "ACCEPT"],
+            ["-i", names.bridge, *tag, "-j", "DROP"]]
+
+
+def sandbox_rules(names: Names, plan: Plan) -> dict[str, list[list[str]]]:
+    """Chain -> the rules one sandbox needs there."""
+    return {"FORWARD": forward_rules(names), "INPUT": input_rules(names, plan)}
+
+
+def tagged_rules(listing: str, tag: str, chain: str = "FORWARD") -> list[list[str]]:
+    """The `-A CHAIN ...` lines of `iptables -S CHAIN` carrying `tag`, as argument lists."""
     found = []
-    for line in rules_listing.splitlines():
+    for line in listing.splitlines():
         words = shlex.split(line)
-        if words[:2] == ["-A", "FORWARD"] and tag in words:
+        if words[:2] == ["-A", chain] and tag in words:
             found.append(words[2:])
     return found
 
 
-def ensure_forward_rules(names: Names) -> bool:
-    """Insert the sandbox's DROP rules at the top of FORWARD unless present. True if added."""
-    present = tagged_rules(run(["iptables", "-w", "-S", "FORWARD"]).stdout, names.rule_tag)
-    if len(present) == len(forward_rules(names)):
+def rules_listing(chain: str) -> str:
+    """`iptables -S CHAIN`."""
+    return run(["iptables", "-w", "-S", chain]).stdout
+
+
+def rules_readable() -> bool:
+    """Only root can read iptables rules (`sandbox list` also runs as a user)."""
+    return os.geteuid() == 0
+
+
+def _in_place(chain: str, names: Names, rules: list[list[str]]) -> bool:
+    """True when exactly `rules` carry the sandbox's tag in `chain`, in this order."""
+    present = tagged_rules(rules_listing(chain), names.rule_tag, chain)
+    if len(present) != len(rules):
         return False
-    remove_forward_rules(names)
-    for rule in forward_rules(names):
-        run(["iptables", "-w", "-I", "FORWARD", "1", *rule])
-    return True
+    # iptables prints rules in its own normal form: let it compare (`-C`), then check order.
+    if not all(succeeds(["iptables", "-w", "-C", chain, *rule]) for rule in rules):
+        return False
+    return all(p[-1] == r[-1] for p, r in zip(present, rules, strict=True))
 
 
-def remove_forward_rules(names: Names) -> int:
-    """Delete every FORWARD rule tagged for this sandbox. Returns how many."""
-    present = tagged_rules(run(["iptables", "-w", "-S", "FORWARD"]).stdout, names.rule_tag)
+def ensure_rules(names: Names, plan: Plan) -> bool:
+    """Put the sandbox's FORWARD and INPUT rules at the top of their chains, replacing any
+    partial or outdated set. True if anything changed."""
+    changed = False
+    for chain, rules in sandbox_rules(names, plan).items():
+        if _in_place(chain, names, rules):
+            continue
+        _remove(chain, names.rule_tag)
+        for rule in reversed(rules):
+            run(["iptables", "-w", "-I", chain, "1", *rule])
+        changed = True
+    return changed
+
+
+def _remove(chain: str, tag: str) -> int:
+    present = tagged_rules(rules_listing(chain), tag, chain)
     for rule in present:
-        run(["iptables", "-w", "-D", "FORWARD", *rule])
+        run(["iptables", "-w", "-D", chain, *rule], check=False)
     return len(present)
+
+
+def remove_rules(names: Names) -> int:
+    """Delete every rule tagged for this sandbox, in every chain it uses. Returns how many."""
+    return sum(_remove(chain, names.rule_tag) for chain in RULE_CHAINS)
+
+
+def rule_problems(names: Names, plan: Plan) -> list[str]:
+    """What is wrong with a sandbox's rules ([] when all are in place, or unreadable)."""
+    if not rules_readable():
+        return []
+    return [f"{chain} rules missing or changed"
+            for chain, rules in sandbox_rules(names, plan).items()
+            if not _in_place(chain, names, rules)]
+
+
+def rule_idents() -> set[str]:
+    """Sandboxes that have tagged rules on this machine (none known when unreadable)."""
+    found: set[str] = set()
+    if not rules_readable():
+        return found
+    for chain in RULE_CHAINS:
+        for line in rules_listing(chain).splitlines():
+            words = shlex.split(line)
+            for word in words:
+                if word.startswith(RULE_TAG_PREFIX):
+                    found.add(word[len(RULE_TAG_PREFIX):])
+    return found

@@ -34,7 +34,7 @@ class NodeConfig:
     index: int
     address: str
     gateway: str
-    apt_proxy: str  # http://BRIDGE:3142
+    apt_proxy: str  # http://BRIDGE:PORT, the sandbox's own apt proxy
     packages_host: str  # the bridge address, reached without the proxy
     sources: str  # the node's debian.sources (deb822)
     apt_settings: tuple[str, ...] = ()  # lines copied from this machine's apt configuration
@@ -105,8 +105,10 @@ def vcgencmd_state(temp: str = "47.2", throttled: str = "0x0") -> str:
 def apt_conf(apt_proxy: str, packages_host: str, extra: tuple[str, ...] = ()) -> str:
     """apt through the sandbox's proxy, except the package server on the bridge (direct)."""
     return (f'Acquire::http::Proxy "{apt_proxy}";\n'
+            # An https archive is reached through a tunnel of the same proxy.
+            f'Acquire::https::Proxy "{apt_proxy}";\n'
             f'Acquire::http::Proxy::{packages_host} "DIRECT";\n'
-            # The proxy restarts when another sandbox comes up: retry instead of failing.
+            # A download cut short upstream is not cached: apt asks again.
             'Acquire::Retries "5";\n' + "".join(line + "\n" for line in extra))
 
 

@@ -1,6 +1,6 @@
 """What this machine knows about all its sandboxes: one small file per sandbox under
 /run/pifleet, and one lock for decisions that involve more than one sandbox (choosing an
-address block, restarting the shared apt proxy).
+address block, removing what vanished sandboxes left).
 """
 
 from __future__ import annotations

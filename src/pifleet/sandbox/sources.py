@@ -6,12 +6,17 @@ proxy on the bridge) use the mirror this machine is already configured with.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-DEB822_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
-ONE_LINE_SOURCES = Path("/etc/apt/sources.list")
+APT_DIR = Path("/etc/apt")
+# What Debian's own archives are made of; a third-party repository (its own suite names or
+# components) is never taken for this machine's Debian mirror.
+DEBIAN_COMPONENTS = frozenset({"main", "contrib", "non-free", "non-free-firmware"})
+DEBIAN_SUITE = re.compile(
+    r"[a-z]+(-(updates|security|backports|backports-sloppy|proposed-updates))?|[a-z]+/updates")
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,11 @@ class Mirror:
     uri: str
     suites: tuple[str, ...]
     components: tuple[str, ...] = ("main",)
+
+    @property
+    def security(self) -> bool:
+        """True for the security archive (its own layout and suites)."""
+        return all(s.endswith("-security") or "/" in s for s in self.suites)
 
 
 def parse_deb822(text: str) -> list[dict[str, str]]:
@@ -49,47 +59,90 @@ def parse_deb822(text: str) -> list[dict[str, str]]:
     return stanzas
 
 
-def _is_main_archive(suites: list[str]) -> bool:
-    # The security archive has a different layout; the base system comes from the main one.
-    return bool(suites) and not all(s.endswith("-security") or "/" in s for s in suites)
+def _debian(uri: str, suites: list[str], components: list[str],
+            signed_by: str = "") -> Mirror | None:
+    # An entry with a key of its own that is not Debian's belongs to someone else.
+    if signed_by and "debian-archive" not in signed_by:
+        return None
+    if not suites or not components or not set(components) <= DEBIAN_COMPONENTS:
+        return None
+    if not all(DEBIAN_SUITE.fullmatch(suite) for suite in suites):
+        return None
+    return Mirror(uri.rstrip("/"), tuple(suites), tuple(components))
 
 
-def mirror_from_deb822(text: str) -> Mirror | None:
-    """The first enabled `deb` stanza of the main archive, or None."""
+def archives_from_deb822(text: str) -> list[Mirror]:
+    """The Debian archives of every enabled `deb` stanza (one per URI), in order."""
+    found = []
     for stanza in parse_deb822(text):
         if "deb" not in stanza.get("types", "").split():
             continue
         if stanza.get("enabled", "yes").lower() == "no":
             continue
-        suites = stanza.get("suites", "").split()
-        uris = stanza.get("uris", "").split()
-        if uris and _is_main_archive(suites):
-            components = tuple(stanza.get("components", "main").split()) or ("main",)
-            return Mirror(uris[0].rstrip("/"), tuple(suites), components)
-    return None
+        for uri in stanza.get("uris", "").split():
+            archive = _debian(uri, stanza.get("suites", "").split(),
+                              stanza.get("components", "").split(), stanza.get("signed-by", ""))
+            if archive:
+                found.append(archive)
+    return found
+
+
+def archives_from_one_line(text: str) -> list[Mirror]:
+    """The Debian archives of every `deb [OPTIONS] URI SUITE COMPONENT...` line, in order."""
+    found = []
+    for raw in text.splitlines():
+        line, options = raw.split("#", 1)[0], ""
+        if "[" in line:  # the `[arch=... signed-by=...]` options
+            if "]" not in line:
+                continue
+            options = line[line.index("[") + 1:line.index("]")]
+            line = line[:line.index("[")] + line[line.index("]") + 1:]
+        words = line.split()
+        signed_by = " ".join(o for o in options.split() if o.startswith("signed-by="))
+        if len(words) >= 4 and words[0] == "deb":
+            archive = _debian(words[1], [words[2]], words[3:], signed_by)
+            if archive:
+                found.append(archive)
+    return found
+
+
+def mirror_from_deb822(text: str) -> Mirror | None:
+    """The first enabled Debian archive of deb822 text that is not the security one, or None."""
+    return next((a for a in archives_from_deb822(text) if not a.security), None)
 
 
 def mirror_from_one_line(text: str) -> Mirror | None:
-    """The first `deb [OPTIONS] URI SUITE COMPONENT...` line of the main archive, or None."""
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0]
-        if "[" in line:  # drop the `[arch=... signed-by=...]` options
-            line = line[:line.index("[")] + line[line.index("]") + 1:] if "]" in line else ""
-        words = line.split()
-        if len(words) >= 3 and words[0] == "deb" and _is_main_archive([words[2]]):
-            return Mirror(words[1].rstrip("/"), (words[2],), tuple(words[3:]) or ("main",))
-    return None
+    """The first Debian archive of one-line sources that is not the security one, or None."""
+    return next((a for a in archives_from_one_line(text) if not a.security), None)
 
 
 def security_from_deb822(text: str) -> str | None:
-    """The URI of the enabled security archive stanza, or None."""
-    for stanza in parse_deb822(text):
-        suites = stanza.get("suites", "").split()
-        uris = stanza.get("uris", "").split()
-        enabled = stanza.get("enabled", "yes").lower() != "no"
-        if enabled and uris and suites and all(s.endswith("-security") for s in suites):
-            return uris[0].rstrip("/")
-    return None
+    """The URI of the first enabled security archive of deb822 text, or None."""
+    return next((a.uri for a in archives_from_deb822(text) if a.security), None)
+
+
+def source_files(apt_dir: Path = APT_DIR) -> list[Path]:
+    """The files apt reads its sources from, in apt's order: sources.list, then the
+    `*.list` and `*.sources` files of sources.list.d by name."""
+    files = [apt_dir / "sources.list"]
+    parts = apt_dir / "sources.list.d"
+    if parts.is_dir():
+        files += sorted((p for p in parts.iterdir() if p.suffix in (".list", ".sources")),
+                        key=lambda p: p.name)
+    return [f for f in files if f.is_file()]
+
+
+def host_archives(apt_dir: Path = APT_DIR) -> list[Mirror]:
+    """Every Debian archive this machine's apt uses, in apt's order."""
+    found: list[Mirror] = []
+    for path in source_files(apt_dir):
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        found += archives_from_deb822(text) if path.suffix == ".sources" else \
+            archives_from_one_line(text)
+    return found
 
 
 def node_sources(mirror: Mirror, suite: str, security_uri: str | None = None) -> str:
@@ -105,9 +158,15 @@ def node_sources(mirror: Mirror, suite: str, security_uri: str | None = None) ->
     return text
 
 
-def host_security_uri(deb822: Path = DEB822_SOURCES) -> str | None:
-    """This machine's security archive URI (deb822 form only), or None."""
-    return security_from_deb822(deb822.read_text()) if deb822.is_file() else None
+def host_security_uri(apt_dir: Path = APT_DIR) -> str | None:
+    """This machine's security archive URI, or None."""
+    return next((a.uri for a in host_archives(apt_dir) if a.security), None)
+
+
+def node_archives(apt_dir: Path = APT_DIR) -> list[str]:
+    """The archive URIs nodes are given (see node_sources): all their apt proxy serves."""
+    security = host_security_uri(apt_dir)
+    return [host_mirror(apt_dir).uri] + ([security] if security else [])
 
 
 # apt settings of this machine that nodes must share to use the same mirror: a snapshot
@@ -135,14 +194,10 @@ def host_apt_settings() -> list[str]:
     return shared_apt_settings(proc.stdout) if proc.returncode == 0 else []
 
 
-def host_mirror(deb822: Path = DEB822_SOURCES, one_line: Path = ONE_LINE_SOURCES) -> Mirror:
+def host_mirror(apt_dir: Path = APT_DIR) -> Mirror:
     """This machine's Debian mirror. Raises LookupError naming the files it read."""
-    if deb822.is_file():
-        found = mirror_from_deb822(deb822.read_text())
-        if found:
-            return found
-    if one_line.is_file():
-        found = mirror_from_one_line(one_line.read_text())
-        if found:
-            return found
-    raise LookupError(f"no Debian mirror found in {deb822} or {one_line}")
+    found = next((a for a in host_archives(apt_dir) if not a.security), None)
+    if found is None:
+        read = ", ".join(map(str, source_files(apt_dir))) or f"nothing under {apt_dir}"
+        raise LookupError(f"no Debian mirror found in this machine's apt sources ({read})")
+    return found

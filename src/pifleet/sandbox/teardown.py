@@ -22,6 +22,7 @@ from pifleet.sandbox import (
     network,
     processes,
     registry,
+    strays,
 )
 from pifleet.sandbox.commands import run
 from pifleet.sandbox.fsutil import remove_tree
@@ -82,9 +83,9 @@ def _down_locked(directory: Path, names: Names, record: Record | None, emit: Emi
             removed.append(link)
         if network.remove_bridge(names):
             removed.append(names.bridge)
-        rules = network.remove_forward_rules(names)
+        rules = network.remove_rules(names)
         if rules:
-            removed.append(f"{rules} FORWARD rules")
+            removed.append(f"{rules} iptables rules")
         for machine in NSPAWN_PROPAGATE.glob(f"{names.netns_prefix}*"):
             shutil.rmtree(machine, ignore_errors=True)
         busy = cgroups.remove(names.netns_prefix)
@@ -100,10 +101,12 @@ def _down_locked(directory: Path, names: Names, record: Record | None, emit: Emi
     with emit.step(None, PHASE, "host services") as step:
         step.changed = hostservices.stop_package_server(directory / PACKAGES_DIR,
                                                         sdir / "http.pid")
+        step.changed |= hostservices.stop_apt_proxy(names.ident)
         with registry.machine_lock():
             registry.unregister(names.ident)
+            strays.remove(emit)
             if not live_bridge_addresses(names.ident):
-                step.changed |= hostservices.stop_apt_proxy()
+                step.changed |= hostservices.stop_legacy_apt_cacher()
                 step.changed |= hostlimits.restore() is not None
                 step.changed |= bool(emulation.restore())
                 cgroups.remove_parent()
