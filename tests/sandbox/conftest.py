@@ -17,6 +17,7 @@ import pytest
 from pifleet.events import Emitter
 from pifleet.sandbox import Sandbox, down, up
 from pifleet.sandbox.naming import Names
+from pifleet.sandbox.registry import run_dir
 
 SANDBOX_NODES = 3
 
@@ -115,9 +116,10 @@ def host_leftovers(directory: Path, ident: str, inodes: set[int] = frozenset()) 
     for hierarchy in ("systemd", "unified"):
         groups = Path("/sys/fs/cgroup") / hierarchy / "pifleet-sandbox"
         found += [f"cgroup {g}" for g in groups.glob(f"pifleet-{ident}-*")]
-    for name in (".sandbox", "fleet.yaml", "packages", ".pifleet"):
-        if (directory / name).exists():
-            found.append(f"file {directory / name}")
+    for path in [directory / name for name in (".sandbox", "fleet.yaml", "packages", ".pifleet")]:
+        if path.exists():
+            found.append(f"file {path}")
+    found += [f"file {p}" for p in run_dir().rglob(f"*{ident}*")]  # registry, apt proxy
     return found
 
 

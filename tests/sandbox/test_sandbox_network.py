@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from pifleet.events import Emitter
-from pifleet.sandbox import Sandbox, down, list_sandboxes, network, up
+from pifleet.sandbox import Sandbox, down, hostservices, list_sandboxes, network, up
 from pifleet.sandbox.addresses import Plan
 from pifleet.sandbox.naming import Names
 from pifleet.sandbox.sources import host_mirror
@@ -264,9 +264,11 @@ def test_proxy_has_no_pages_of_its_own(sandbox: Sandbox, node_ssh: SSHRun) -> No
         assert code == "403", (path, code)
 
 
-def test_apt_installs_through_the_proxy_again_and_again(sandbox: Sandbox,
-                                                        node_ssh: SSHRun) -> None:
-    """Fresh package lists and an empty apt cache each round, on every node at once."""
+def test_apt_installs_through_the_proxy_again_and_again(sandbox: Sandbox, node_ssh: SSHRun,
+                                                        sandbox_factory: SandboxFactory,
+                                                        tmp_path: Path) -> None:
+    """Fresh package lists and an empty apt cache each round, on every node at once, while
+    another sandbox comes up and goes down twice: this sandbox's proxy never restarts."""
     apt = "DEBIAN_FRONTEND=noninteractive timeout 300 apt-get -q"
     round_ = sudo(f"rm -rf /var/lib/apt/lists/* && {apt} update && {apt} install -y hello "
                   f"&& hello && {apt} purge -y hello && {apt} clean")
@@ -279,8 +281,15 @@ def test_apt_installs_through_the_proxy_again_and_again(sandbox: Sandbox,
             results.append((status, time.monotonic() - started, out[-1500:] + err[-1500:]))
         return results
 
+    proxy_pids = hostservices.apt_proxy_pids(sandbox.ident)
+    assert proxy_pids
     with ThreadPoolExecutor(max_workers=len(sandbox.nodes)) as pool:
-        per_node = list(pool.map(install, [n.address for n in sandbox.nodes]))
+        running = pool.map(install, [n.address for n in sandbox.nodes])
+        for turn in range(2):
+            with sandbox_factory(tmp_path / f"passing-{turn}", 1):
+                pass
+        per_node = list(running)
+    assert hostservices.apt_proxy_pids(sandbox.ident) == proxy_pids
     for node, results in zip(sandbox.nodes, per_node, strict=True):
         for status, _, output in results:
             assert status == 0, f"{node.name}: {output}"
@@ -354,15 +363,19 @@ def test_list_names_missing_and_stray_rules_and_up_down_repair_them(
     up(sandbox.directory, len(sandbox.nodes), "native", Emitter())
     assert rule_problems(sandbox) == []
 
-    # A crashed sandbox's rules, with neither a registry entry nor a bridge left.
+    # A crashed sandbox's rules and apt proxy, with neither a registry entry nor a bridge left.
     ghost = Names("0ddba1")
     for repair in (lambda: down(tmp_path / "never-made", Emitter()),
                    lambda: up(sandbox.directory, len(sandbox.nodes), "native", Emitter())):
         network.ensure_rules(ghost, Plan(250))
+        hostservices.ensure_apt_proxy(ghost.ident, "127.0.0.1", tmp_path / "ghost-proxy.log")
         stray = [s for s in list_sandboxes() if s.ident == ghost.ident]
-        assert stray and stray[0].state == "stale" and stray[0].problems, stray
+        assert stray and stray[0].state == "stale", stray
+        assert sorted(stray[0].problems) == ["apt proxy without a registered sandbox",
+                                             "rules without a registered sandbox"]
         repair()
         assert not [s for s in list_sandboxes() if s.ident == ghost.ident]
         left = subprocess.run(["iptables", "-w", "-S"], capture_output=True, text=True,
                               check=True).stdout
         assert ghost.rule_tag not in left
+        assert not hostservices.apt_proxy_pids(ghost.ident)
