@@ -180,7 +180,7 @@ def through_proxy(node_ssh: SSHRun, sandbox: Sandbox, url: str,
                   proxy: str | None = None) -> tuple[str, str]:
     """(HTTP status, body) of `url` fetched from the first node through its apt proxy."""
     proxy = proxy or sandbox.apt_proxy_url
-    command = (f"curl -s --connect-timeout 3 --max-time 20 -x {shlex.quote(proxy)} "
+    command = (f"curl -s --path-as-is --connect-timeout 3 --max-time 20 -x {shlex.quote(proxy)} "
                f"-w '\\n%{{http_code}}' {shlex.quote(url)}")
     _, out, _ = node_ssh(sandbox.nodes[0].address, command)
     body, _, code = out.rpartition("\n")
@@ -226,7 +226,7 @@ def test_proxy_refuses_names_and_addresses_apt_was_not_given(sandbox: Sandbox,
                                                              test_address: str) -> None:
     mirror = urllib.parse.urlsplit(host_mirror().uri)
     assert mirror.hostname
-    # Only names and addresses of this machine, in case a proxy did fetch them.
+    # This machine's names and addresses, and its mirror's, in case a proxy did fetch them.
     urls = [f"http://{test_address}/{PROBES[1]}",
             f"{mirror.scheme}://{mirror.hostname}/{PROBES[0]}",  # the mirror's host, elsewhere
             f"{host_mirror().uri}/../../etc/passwd",
