@@ -2,14 +2,16 @@
 
 No containers are started. A pod becomes Running at once when it uses the host network, and
 otherwise only once a CNI config exists in /etc/cni/net.d, as with a real kubelet whose pod
-sandboxes need the network plugin. For a pod whose init container copies a file from a ConfigMap
-volume into a hostPath volume under /etc/cni/net.d (flannel's `install-cni`), the copy is made
-on the host as the real init container would, which makes the node Ready.
+sandboxes need the network plugin. When a pod's containers would install a CNI config from a
+ConfigMap into the host's /etc/cni/net.d (flannel's `install-cni`, in either of its forms), the
+file is written on the host as the container would write it (see `cni.py`), which makes the
+node Ready.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import http.server
 import ipaddress
 import logging
@@ -22,17 +24,17 @@ import ssl
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import pki
+from . import cni, pki
 from .client import Client, ClientError
 from .paths import BANNER, git_version, p, write_private, write_public
 
 log = logging.getLogger("kubelet-standin")
-CNI_DIR = "/etc/cni/net.d"
+MIRROR = "kubernetes.io/config.mirror"
+CONFIG_HASH = "kubernetes.io/config.hash"
 NOT_READY_MESSAGE = ("container runtime network not ready: NetworkReady=false "
                      "reason:NetworkPluginNotReady message:Network plugin returns error: "
                      "cni plugin not initialized")
@@ -43,10 +45,14 @@ def stamp() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _ready(status: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in status.get("conditions") or [])
+
+
 def cni_ready() -> bool:
-    """Whether a CNI network config exists (what the runtime's NetworkReady depends on)."""
-    d = p(CNI_DIR)
-    return d.is_dir() and any(f.suffix in (".conf", ".conflist", ".json") for f in d.iterdir())
+    """Whether a loadable CNI network config exists (what the runtime's NetworkReady needs)."""
+    return cni.network_ready(p(cni.CNI_DIR))
 
 
 def _flags() -> dict[str, str]:
@@ -201,67 +207,41 @@ class Kubelet:
                 return str(host)
         return ""
 
-    def run_init_containers(self, pod: dict[str, Any]) -> None:
-        """Carry out `cp SRC DST` init containers from ConfigMap volumes into /etc/cni/net.d."""
-        spec = pod["spec"]
+    def install_network_config(self, pod: dict[str, Any]) -> None:
+        """Write the CNI config files the pod's installer containers would write."""
         ns = pod["metadata"]["namespace"]
-        volumes = {v["name"]: v for v in spec.get("volumes") or []}
-        for c in spec.get("initContainers") or []:
-            argv = [*(c.get("command") or []), *(c.get("args") or [])]
-            if not argv or Path(argv[0]).name != "cp":
-                continue
-            paths = [a for a in argv[1:] if not a.startswith("-")]
-            if len(paths) != 2:
-                continue
-            src, dst = paths
-            mounts = c.get("volumeMounts") or []
-            data = self._from_configmap(src, mounts, volumes, ns)
-            target = self._host_path(dst, mounts, volumes)
-            if data is not None and target is not None:
-                log.info("init container %s of %s/%s: writing %s", c.get("name"), ns,
-                         pod["metadata"]["name"], target)
-                write_public(p(target), data)
 
-    def _from_configmap(self, path: str, mounts: list[dict[str, Any]],
-                        volumes: dict[str, Any], ns: str) -> str | None:
-        for m in mounts:
-            base = m["mountPath"].rstrip("/") + "/"
-            vol = volumes.get(m.get("name", ""), {})
-            if path.startswith(base) and "configMap" in vol:
-                key = path[len(base):]
-                try:
-                    cm = self.client.get(f"/api/v1/namespaces/{ns}/configmaps/"
-                                         f"{vol['configMap']['name']}")
-                except ClientError:
+        def fetch(namespace: str, name: str) -> dict[str, Any] | None:
+            try:
+                return dict(self.client.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}"))
+            except ClientError as err:
+                if err.code == 404:
                     return None
-                value = (cm.get("data") or {}).get(key)
-                return None if value is None else str(value)
-        return None
+                raise
 
-    @staticmethod
-    def _host_path(path: str, mounts: list[dict[str, Any]],
-                   volumes: dict[str, Any]) -> str | None:
-        for m in mounts:
-            base = m["mountPath"].rstrip("/") + "/"
-            vol = volumes.get(m.get("name", ""), {})
-            host = (vol.get("hostPath") or {}).get("path", "").rstrip("/")
-            # Only the CNI config directory: the stand-in never writes elsewhere on the host.
-            if path.startswith(base) and host == CNI_DIR:
-                return host + "/" + path[len(base):]
-        return None
+        for found in cni.installs(pod, fetch):
+            log.info("container %s of %s/%s: installing %s", found.container, ns,
+                     pod["metadata"]["name"], found.host_path)
+            write_private(p(found.host_path), found.data, found.mode)
 
     def sync_pods(self) -> None:
         """Bring every pod bound to this node to Running (or keep it waiting for the CNI)."""
         pods = self.client.get(f"/api/v1/pods?fieldSelector=spec.nodeName%3D{self.name}")["items"]
+        self.mirror_static_pods(pods)
         used = {str(pp.get("status", {}).get("podIP")) for pp in pods}
         network = cni_ready()
         for pod in pods:
             st = pod.get("status") or {}
             host_net = bool(pod["spec"].get("hostNetwork"))
-            if st.get("phase") == "Running" and (host_net or st.get("podIP") != self.address):
+            running = st.get("phase") == "Running"
+            has_ip = host_net or st.get("podIP") not in (None, "", self.address)
+            if running and has_ip and _ready(st):
                 continue
-            if host_net:
-                self.run_init_containers(pod)
+            if running and has_ip:
+                # Marked not Ready while this node was away: its containers kept running.
+                status = self.running(pod, str(st.get("podIP")), st)
+            elif host_net:
+                self.install_network_config(pod)
                 status = self.running(pod, self.address)
             elif network:
                 ip = self._ip_for(pod, used)
@@ -278,25 +258,33 @@ class Kubelet:
                     if err.code != 404:
                         raise
 
-    def running(self, pod: dict[str, Any], ip: str) -> dict[str, Any]:
-        """A Running status with every container ready."""
+    def running(self, pod: dict[str, Any], ip: str,
+                before: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A Running status with every container ready; start times kept from `before`."""
         now = stamp()
         spec = pod["spec"]
+        before = before or {}
+        started = before.get("startTime") or now
         conds = [{"type": t, "status": "True", "lastTransitionTime": now} for t in (
             "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
             "PodScheduled")]
+        earlier = {c.get("name"): c for c in [*(before.get("containerStatuses") or []),
+                                              *(before.get("initContainerStatuses") or [])]}
+
         def cstatus(c: dict[str, Any], done: bool) -> dict[str, Any]:
-            state = ({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now,
-                                     "finishedAt": now}} if done
-                     else {"running": {"startedAt": now}})
+            old = earlier.get(c["name"]) or {}
+            state = old.get("state") or (
+                {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started,
+                                "finishedAt": started}} if done
+                else {"running": {"startedAt": started}})
             return {"name": c["name"], "image": c.get("image", ""), "imageID": "",
                     "containerID": f"standin://{pod['metadata']['uid']}/{c['name']}",
-                    "ready": not done, "started": not done, "restartCount": 0,
-                    "state": state}
+                    "ready": not done, "started": not done,
+                    "restartCount": int(old.get("restartCount", 0)), "state": state}
         status: dict[str, Any] = {
             "phase": "Running", "conditions": conds, "hostIP": self.address,
             "hostIPs": [{"ip": self.address}], "podIP": ip, "podIPs": [{"ip": ip}] if ip else [],
-            "startTime": now, "qosClass": "BestEffort",
+            "startTime": started, "qosClass": "BestEffort",
             "containerStatuses": [cstatus(c, False) for c in spec.get("containers") or []]}
         if spec.get("initContainers"):
             status["initContainerStatuses"] = [cstatus(c, True) for c in spec["initContainers"]]
@@ -317,23 +305,33 @@ class Kubelet:
                                            "reason": "ContainerCreating"}}}
                                       for c in pod["spec"].get("containers") or []]}
 
-    def mirror_static_pods(self) -> None:
-        """Mirror pods for the manifests in staticPodPath, as the real kubelet posts them."""
+    def mirror_static_pods(self, pods: list[dict[str, Any]]) -> None:
+        """Mirror pods for the manifests in staticPodPath, as the real kubelet posts them: a
+        missing one is created, one whose manifest changed is replaced."""
         directory = p(str(self.config.get("staticPodPath", "/etc/kubernetes/manifests")))
         if not directory.is_dir():
             return
+        mirrors = {(m["metadata"]["namespace"], m["metadata"]["name"]): m for m in pods
+                   if MIRROR in (m["metadata"].get("annotations") or {})}
         for manifest in sorted(directory.glob("*.yaml")):
-            pod = yaml.safe_load(manifest.read_text())
+            text = manifest.read_text()
+            pod = yaml.safe_load(text)
             name = f"{pod['metadata']['name']}-{self.name}"
             ns = pod["metadata"].get("namespace", "default")
+            digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+            live = mirrors.get((ns, name))
+            if live is not None and live["metadata"]["annotations"].get(CONFIG_HASH) == digest:
+                continue
             pod["metadata"]["name"] = name
-            pod["metadata"].setdefault("annotations", {})["kubernetes.io/config.mirror"] = \
-                "standin"
+            pod["metadata"].setdefault("annotations", {}).update(
+                {MIRROR: digest, CONFIG_HASH: digest, "kubernetes.io/config.source": "file"})
             pod["spec"]["nodeName"] = self.name
             try:
+                if live is not None:
+                    self.client.delete(f"/api/v1/namespaces/{ns}/pods/{name}")
                 self.client.post(f"/api/v1/namespaces/{ns}/pods", pod)
             except ClientError as err:
-                if err.code != 409:
+                if err.code not in (404, 409):
                     raise
 
     # ---- loop ----
@@ -377,20 +375,20 @@ class Kubelet:
             except ClientError as err:
                 log.warning("unable to register node %s: %s", self.name, err.message)
                 self.stop.wait(2)
-        mirrored = False
         ticks = 0.0
         network = cni_ready()
         while not self.stop.is_set():
-            try:
-                if not mirrored:
-                    self.mirror_static_pods()
-                    mirrored = True
-                self.sync_pods()
-                # Post at once when the network plugin appears, not only on the next beat.
-                if ticks >= self.period or cni_ready() != network:
+            # Post at once when the network plugin appears, not only on the next beat. The beat
+            # goes on when syncing pods fails: it is what registers a deleted Node again.
+            if ticks >= self.period or cni_ready() != network:
+                try:
                     network = cni_ready()
                     self.heartbeat()
                     ticks = 0.0
+                except ClientError as err:
+                    log.warning("Error updating node status, will retry: %s", err.message)
+            try:
+                self.sync_pods()
             except ClientError as err:
                 log.warning("sync failed: %s", err.message)
             self.stop.wait(2)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from kube_standin import pki
-from manifests import FLANNEL_LIKE
+from manifests import FLANNEL_INSTALL_CONF, FLANNEL_LIKE
 
 NODE_SOURCE = Path(__file__).parents[2] / "src/kube_standin"
 KUBECTL = shutil.which("kubectl")
@@ -224,8 +224,9 @@ def test_join_then_flannel_makes_nodes_ready_and_rejoin_works(lab: Lab, tmp_path
     states = {line.split()[0]: line.split()[1] for line in nodes if line}
     assert states == {"cp1": "NotReady", "w1": "NotReady", "w2": "NotReady"}
 
+    # Current flannel: the config is installed by `/opt/bin/install-conf SRC DST`.
     manifest = tmp_path / "flannel.yaml"
-    manifest.write_text(FLANNEL_LIKE)
+    manifest.write_text(FLANNEL_INSTALL_CONF)
     applied = lab.kubectl("apply", "-f", str(manifest))
     assert applied.returncode == 0, applied.stderr
     waited = lab.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=40s")
@@ -233,6 +234,9 @@ def test_join_then_flannel_makes_nodes_ready_and_rejoin_works(lab: Lab, tmp_path
     for node in (lab.cp, *lab.workers):
         conf = node.root / "etc/cni/net.d/10-flannel.conflist"
         assert '"type": "flannel"' in conf.read_text()
+        assert oct(conf.stat().st_mode & 0o777) == "0o644"
+        # Only the config: the plugin binary comes from an image the stand-in does not have.
+        assert not (node.root / "opt/cni/bin/flannel").exists()
     pods = lab.kubectl("wait", "--for=condition=Ready", "pod", "--all", "-A", "--timeout=30s")
     assert pods.returncode == 0, pods.stderr
 
@@ -240,13 +244,20 @@ def test_join_then_flannel_makes_nodes_ready_and_rejoin_works(lab: Lab, tmp_path
     reset = w1.kubeadm("reset", "-f")
     assert reset.returncode == 0, reset.stderr
     assert not (w1.root / "etc/kubernetes/kubelet.conf").exists()
-    assert (w1.root / "etc/cni/net.d/10-flannel.conflist").exists()  # like the real reset
+    conf = w1.root / "etc/cni/net.d/10-flannel.conflist"
+    assert conf.exists()  # like the real reset
+    conf.unlink()  # as reset's message advises
     assert lab.kubectl("delete", "node", "w1").returncode == 0
+    # The older manifest form (`cp -f SRC DST`) installs the config on the rejoined node.
+    manifest.write_text(FLANNEL_LIKE)
+    applied = lab.kubectl("apply", "-f", str(manifest))
+    assert applied.returncode == 0, applied.stderr
     out = w1.kubeadm(*join_args(lab), *AS_USER, "--node-name", "w1",
                      "--apiserver-advertise-address", "127.0.0.1")
     assert out.returncode == 0, out.stderr
     waited = lab.kubectl("wait", "--for=condition=Ready", "node/w1", "--timeout=40s")
     assert waited.returncode == 0, waited.stderr
+    assert '"type": "flannel"' in conf.read_text()
 
 
 def test_expired_token_does_not_join(lab: Lab) -> None:
@@ -278,3 +289,26 @@ def test_token_list_and_version(lab: Lab) -> None:
     assert short.stdout.strip() == "v1.34.1"
     long = lab.cp.kubeadm("version")
     assert 'GitVersion:"v1.34.1"' in long.stdout and "stand-in" in long.stdout
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="no kubectl on this machine")
+def test_deleted_node_registers_again_with_its_mirror_pods(lab: Lab) -> None:
+    def get(*args: str) -> str:
+        return lab.kubectl("get", *args).stdout
+
+    uid = get("node", "cp1", "-o", "jsonpath={.metadata.uid}")
+    assert "kube-apiserver-cp1" in get("pods", "-n", "kube-system")
+    assert lab.kubectl("delete", "node", "cp1").returncode == 0
+    deadline = time.monotonic() + 40
+    while get("node", "cp1", "-o", "jsonpath={.metadata.uid}") in ("", uid):
+        assert time.monotonic() < deadline, "cp1 did not register again"
+        time.sleep(1)
+    waited = lab.kubectl("wait", "--for=condition=Ready", "node/cp1", "--timeout=30s")
+    assert waited.returncode == 0, waited.stderr
+    # As the real kubelet: its own labels only; kubeadm's control-plane label is gone.
+    labels = get("node", "cp1", "-o", "jsonpath={.metadata.labels}")
+    assert "kubernetes.io/hostname" in labels and "control-plane" not in labels
+    deadline = time.monotonic() + 20
+    while "kube-apiserver-cp1" not in get("pods", "-n", "kube-system"):
+        assert time.monotonic() < deadline, "the mirror pods did not come back"
+        time.sleep(1)
