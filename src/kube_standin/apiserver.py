@@ -298,6 +298,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--cluster-signing-key-file", default="")
     ap.add_argument("--state-file", default="", help="stand-in: where the objects persist")
     ap.add_argument("--node-monitor-grace-period", default="40s")
+    ap.add_argument("--default-not-ready-toleration-seconds", type=int, default=300)
+    ap.add_argument("--default-unreachable-toleration-seconds", type=int, default=300)
     return ap
 
 

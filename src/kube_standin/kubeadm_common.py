@@ -16,8 +16,10 @@ import yaml
 from . import pki, preflight
 from .client import ClientError
 from .paths import p, test_mode, write_public
+from .services import APISERVER
 
-APISERVER = "kube-apiserver-standin"
+__all__ = ["APISERVER"]
+
 
 ADMIN_GROUP = "kubeadm:cluster-admins"
 

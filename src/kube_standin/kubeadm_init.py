@@ -246,7 +246,7 @@ def init(args: argparse.Namespace) -> None:
     p("/var/lib/etcd").mkdir(parents=True, exist_ok=True, mode=0o700)
     write_kubelet_config(name, address, dns_ip)
     print("[kubelet-start] Starting the kubelet")
-    services.start(APISERVER, ["--manifests", str(p("/etc/kubernetes/manifests"))])
+    services.start_apiserver()
     services.start("kubelet")
     print('[wait-control-plane] Waiting for the kubelet to boot up the control plane as static '
           'Pods from directory "/etc/kubernetes/manifests"')

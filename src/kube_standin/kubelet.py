@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from . import cni, pki
+from . import cni, pki, services
 from .client import Client, ClientError
 from .paths import BANNER, git_version, p, write_private, write_public
 
@@ -112,6 +112,7 @@ class Kubelet:
         self.period = float(period.rstrip("s")) if period.endswith("s") else 10.0
         self.stop = threading.Event()
         self.pod_ips: dict[str, str] = {}
+        self.restarted: dict[str, str] = {}  # static pod manifest -> hash it was restarted for
 
     # ---- node ----
     def node_status(self) -> dict[str, Any]:
@@ -326,12 +327,19 @@ class Kubelet:
             pod["metadata"].setdefault("annotations", {}).update(
                 {MIRROR: digest, CONFIG_HASH: digest, "kubernetes.io/config.source": "file"})
             pod["spec"]["nodeName"] = self.name
+            if live is not None and manifest.name in services.APISERVER_MANIFESTS and \
+                    self.restarted.get(manifest.name) != digest:
+                self.restarted[manifest.name] = digest
+                # A changed manifest restarts its static pod: here the service that stands in.
+                log.info("static pod manifest %s changed: restarting %s", manifest.name,
+                         services.APISERVER)
+                services.start_apiserver()
             try:
                 if live is not None:
                     self.client.delete(f"/api/v1/namespaces/{ns}/pods/{name}")
                 self.client.post(f"/api/v1/namespaces/{ns}/pods", pod)
             except ClientError as err:
-                if err.code not in (404, 409):
+                if err.code not in (0, 404, 409):
                     raise
 
     # ---- loop ----

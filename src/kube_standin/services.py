@@ -11,8 +11,17 @@ import time
 
 from .paths import p, test_mode
 
+APISERVER = "kube-apiserver-standin"
+MANIFESTS = "/etc/kubernetes/manifests"
 # service name -> module run by `python3 -m <package>.<module>` in test mode
-MODULES = {"kube-apiserver-standin": "apiserver", "kubelet": "kubelet"}
+MODULES = {APISERVER: "apiserver", "kubelet": "kubelet"}
+# The static-pod manifests the API server service reads its flags from.
+APISERVER_MANIFESTS = ("kube-apiserver.yaml", "kube-controller-manager.yaml")
+
+
+def start_apiserver() -> None:
+    """(Re)start the API server service on the manifests kubeadm wrote."""
+    start(APISERVER, ["--manifests", str(p(MANIFESTS))])
 
 
 def _pidfile(name: str) -> str:

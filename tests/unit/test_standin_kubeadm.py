@@ -312,3 +312,87 @@ def test_deleted_node_registers_again_with_its_mirror_pods(lab: Lab) -> None:
     while "kube-apiserver-cp1" not in get("pods", "-n", "kube-system"):
         assert time.monotonic() < deadline, "the mirror pods did not come back"
         time.sleep(1)
+
+
+def _add_flags(manifest: Path, *flags: str) -> None:
+    """Add flags to a static-pod manifest's command, as an admin edits it."""
+    import yaml
+
+    pod = yaml.safe_load(manifest.read_text())
+    pod["spec"]["containers"][0]["command"] += list(flags)
+    manifest.write_text(yaml.safe_dump(pod, sort_keys=False))
+
+
+def _node_of(lab: Lab, selector: str) -> tuple[str, str]:
+    out = lab.kubectl("get", "pods", "-l", selector, "-o",
+                      "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{end}").stdout
+    name, _, node = out.partition(" ")
+    return name, node
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="no kubectl on this machine")
+def test_unreachable_node_is_tainted_and_its_pods_evicted(lab: Lab, tmp_path: Path) -> None:
+    manifests = lab.cp.root / "etc/kubernetes/manifests"
+    pidfile = lab.cp.root / "run/kube-standin/kube-apiserver-standin.pid"
+    before = pidfile.read_text()
+    # Shorter timings through the real flags; the kubelet restarts the changed static pod.
+    _add_flags(manifests / "kube-controller-manager.yaml", "--node-monitor-grace-period=4s")
+    _add_flags(manifests / "kube-apiserver.yaml", "--default-unreachable-toleration-seconds=3")
+    deadline = time.monotonic() + 30
+    while pidfile.read_text() == before or lab.kubectl("get", "--raw", "/readyz").returncode:
+        assert time.monotonic() < deadline, "the API server was not restarted"
+        time.sleep(0.5)
+    app = tmp_path / "app.yaml"
+    app.write_text("""\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: evictee, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: evictee}}
+  template:
+    metadata: {labels: {app: evictee}}
+    spec: {containers: [{name: web, image: registry.example/web:1}]}
+""")
+    assert lab.kubectl("apply", "-f", str(app)).returncode == 0
+    deadline = time.monotonic() + 20
+    while not _node_of(lab, "app=evictee")[0]:
+        assert time.monotonic() < deadline, "no pod for the Deployment"
+        time.sleep(0.5)
+    waited = lab.kubectl("wait", "--for=condition=Ready", "pod", "-l", "app=evictee",
+                         "--timeout=30s")
+    assert waited.returncode == 0, waited.stderr
+    first, where = _node_of(lab, "app=evictee")
+    tolerations = lab.kubectl("get", "pod", first, "-o", "jsonpath={.spec.tolerations}").stdout
+    assert '"tolerationSeconds":3' in tolerations  # DefaultTolerationSeconds, from the flag
+    node = next(n for n in (lab.cp, *lab.workers) if n.name == where)
+    os.kill(int((node.root / "run/kube-standin/kubelet.pid").read_text()), signal.SIGKILL)
+    try:
+        deadline = time.monotonic() + 40
+        while _node_of(lab, "app=evictee")[0] in ("", first):
+            assert time.monotonic() < deadline, "the pod was not evicted"
+            time.sleep(1)
+        taints = lab.kubectl("get", "node", where, "-o", "jsonpath={.spec.taints}").stdout
+        assert '"key":"node.kubernetes.io/unreachable"' in taints and "NoExecute" in taints
+        # The daemon pods stay, marked not Ready.
+        ready = lab.kubectl("get", "pods", "-n", "kube-flannel", "--field-selector",
+                            f"spec.nodeName={where}", "-o", "jsonpath={.items[*].status."
+                            "conditions[?(@.type=='Ready')].status}").stdout
+        assert ready == "False"
+        waited = lab.kubectl("wait", "--for=condition=Ready", "pod", "-l", "app=evictee",
+                             "--timeout=30s")
+        assert waited.returncode == 0, waited.stderr
+        assert _node_of(lab, "app=evictee")[1] != where
+    finally:
+        subprocess.run([node_python(), "-c", "from kube_standin import services; "
+                        "services.start('kubelet')"], env=node.env(), check=True)
+    waited = lab.kubectl("wait", "--for=condition=Ready", f"node/{where}", "--timeout=30s")
+    assert waited.returncode == 0, waited.stderr
+    deadline = time.monotonic() + 10  # the controller's next round lifts the taints
+    while "unreachable" in lab.kubectl("get", "node", where, "-o",
+                                       "jsonpath={.spec.taints}").stdout:
+        assert time.monotonic() < deadline, "the unreachable taints stayed"
+        time.sleep(0.5)
+    waited = lab.kubectl("wait", "--for=condition=Ready", "pod", "-n", "kube-flannel", "--all",
+                         "--timeout=30s")
+    assert waited.returncode == 0, waited.stderr
