@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from kube_standin import pki
-from manifests import FLANNEL_LIKE
+from manifests import FLANNEL_INSTALL_CONF
 from pifleet.sandbox import Sandbox
 from pifleet.sandbox.standin import repo_dir
 
@@ -184,11 +184,12 @@ def test_join_and_kubectl_from_this_machine_lists_three_notready(
     assert "network not ready" in message and "reason:NetworkPluginNotReady" in message
 
 
-def test_flannel_like_daemonset_makes_nodes_ready(sandbox: Sandbox, node_ssh: SSHRun,
-                                                  cluster: dict[str, object],
-                                                  tmp_path: Path) -> None:
+def test_current_flannel_daemonset_makes_nodes_ready(sandbox: Sandbox, node_ssh: SSHRun,
+                                                     cluster: dict[str, object],
+                                                     tmp_path: Path) -> None:
+    """Shaped like flannel v0.28.6 and later: the config is installed by install-conf."""
     manifest = tmp_path / "flannel.yaml"
-    manifest.write_text(FLANNEL_LIKE)
+    manifest.write_text(FLANNEL_INSTALL_CONF)
     kubectl(cluster, "apply", "-f", str(manifest))
     kubectl(cluster, "wait", "--for=condition=Ready", "node", "--all", "--timeout=90s")
     assert node_states(cluster) == dict.fromkeys(sandbox.node_names, "Ready")
@@ -265,20 +266,113 @@ def test_reset_then_join_again(sandbox: Sandbox, node_ssh: SSHRun,
     kubectl(cluster, "wait", "--for=condition=Ready", f"node/{worker.name}", "--timeout=60s")
 
 
-def test_stopped_kubelet_makes_the_node_notready(sandbox: Sandbox, node_ssh: SSHRun,
-                                                 cluster: dict[str, object]) -> None:
-    worker = sandbox.nodes[1]
+def wait_flannel_ready(sandbox: Sandbox, cluster: dict[str, object]) -> None:
+    """Until every node has a Ready flannel pod."""
+    deadline = time.monotonic() + 60
+    while True:
+        out = kubectl(cluster, "get", "pods", "-n", "kube-flannel", "-o", "jsonpath={range "
+                      ".items[*]}{.spec.nodeName}={.status.conditions[?(@.type=='Ready')]"
+                      ".status} {end}").stdout.split()
+        if sorted(out) == sorted(f"{n}=True" for n in sandbox.node_names):
+            return
+        assert time.monotonic() < deadline, out
+        time.sleep(2)
+
+
+def test_deleted_node_registers_again(sandbox: Sandbox, cluster: dict[str, object]) -> None:
+    worker = sandbox.nodes[1].name
+    uid = kubectl(cluster, "get", "node", worker, "-o", "jsonpath={.metadata.uid}").stdout
+    kubectl(cluster, "delete", "node", worker)
+    deadline = time.monotonic() + 60
+    while kubectl(cluster, "get", "node", worker, "-o", "jsonpath={.metadata.uid}",
+                  check=False).stdout in ("", uid):
+        assert time.monotonic() < deadline, "the kubelet did not register its node again"
+        time.sleep(2)
+    kubectl(cluster, "wait", "--for=condition=Ready", f"node/{worker}", "--timeout=60s")
+    wait_flannel_ready(sandbox, cluster)
+
+
+EVICTEE = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: evictee, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: evictee}}
+  template:
+    metadata: {labels: {app: evictee}}
+    spec: {containers: [{name: web, image: registry.example/web:1}]}
+"""
+
+
+def _edit_manifest(node_ssh: SSHRun, address: str, name: str, *flags: str) -> None:
+    """Add flags to a static-pod manifest on the control plane, as an admin would."""
+    script = (f"import yaml; f='/etc/kubernetes/manifests/{name}'; d=yaml.safe_load(open(f)); "
+              f"d['spec']['containers'][0]['command'] += {list(flags)!r}; "
+              "open(f, 'w').write(yaml.safe_dump(d))")
+    status, _, err = node_ssh(address, sudo(f"python3 -c {shlex.quote(script)}"))
+    assert status == 0, err
+
+
+def _pod_of(cluster: dict[str, object], selector: str) -> tuple[str, str]:
+    out = kubectl(cluster, "get", "pods", "-l", selector, "-o", "jsonpath={range .items[*]}"
+                  "{.metadata.name} {.spec.nodeName} {.status.phase}{end}").stdout.split()
+    return (out[0], out[1]) if len(out) == 3 and out[2] == "Running" else ("", "")
+
+
+def test_stopped_kubelet_makes_the_node_unreachable_and_its_pods_evicted(
+        sandbox: Sandbox, node_ssh: SSHRun, cluster: dict[str, object], tmp_path: Path) -> None:
+    cp = sandbox.nodes[0].address
+    # Short timings through the real flags: the kubelet restarts the changed static pods.
+    _edit_manifest(node_ssh, cp, "kube-controller-manager.yaml", "--node-monitor-grace-period=8s")
+    _edit_manifest(node_ssh, cp, "kube-apiserver.yaml",
+                   "--default-unreachable-toleration-seconds=5")
+    deadline = time.monotonic() + 60
+    while "--default-unreachable-toleration-seconds=5" not in kubectl(
+            cluster, "get", "pod", "-n", "kube-system", f"kube-apiserver-{sandbox.nodes[0].name}",
+            "-o", "jsonpath={.spec.containers[0].command}", check=False).stdout:
+        assert time.monotonic() < deadline, "the kubelet did not restart the API server"
+        time.sleep(2)
+    manifest = tmp_path / "evictee.yaml"
+    manifest.write_text(EVICTEE)
+    kubectl(cluster, "apply", "-f", str(manifest))
+    deadline = time.monotonic() + 60
+    while not _pod_of(cluster, "app=evictee")[0]:
+        assert time.monotonic() < deadline, "the Deployment's pod did not run"
+        time.sleep(2)
+    first, where = _pod_of(cluster, "app=evictee")
+    tolerations = kubectl(cluster, "get", "pod", first, "-o",
+                          "jsonpath={.spec.tolerations}").stdout
+    assert '"tolerationSeconds":5' in tolerations
+    worker = next(n for n in sandbox.nodes if n.name == where)
     status, _, err = node_ssh(worker.address, sudo("systemctl stop kubelet"))
     assert status == 0, err
-    jsonpath = '{.status.conditions[?(@.type=="Ready")].status}'
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and kubectl(
-            cluster, "get", "node", worker.name, "-o", f"jsonpath={jsonpath}").stdout != "Unknown":
-        time.sleep(5)
-    assert node_states(cluster)[worker.name] == "NotReady"
-    reason = kubectl(cluster, "get", "node", worker.name, "-o",
-                     'jsonpath={.status.conditions[?(@.type=="Ready")].message}').stdout
-    assert reason == "Kubelet stopped posting node status."
-    status, _, err = node_ssh(worker.address, sudo("systemctl start kubelet"))
-    assert status == 0, err
-    kubectl(cluster, "wait", "--for=condition=Ready", f"node/{worker.name}", "--timeout=60s")
+    try:
+        jsonpath = '{.status.conditions[?(@.type=="Ready")].status}'
+        deadline = time.monotonic() + 60
+        while kubectl(cluster, "get", "node", where, "-o", f"jsonpath={jsonpath}"
+                      ).stdout != "Unknown":
+            assert time.monotonic() < deadline, "the node did not go Unknown"
+            time.sleep(2)
+        assert node_states(cluster)[where] == "NotReady"
+        reason = kubectl(cluster, "get", "node", where, "-o",
+                         'jsonpath={.status.conditions[?(@.type=="Ready")].message}').stdout
+        assert reason == "Kubelet stopped posting node status."
+        taints = kubectl(cluster, "get", "node", where, "-o", "jsonpath={.spec.taints}").stdout
+        assert '"effect":"NoExecute","key":"node.kubernetes.io/unreachable"' in taints
+        deadline = time.monotonic() + 60
+        while _pod_of(cluster, "app=evictee")[0] in ("", first):
+            assert time.monotonic() < deadline, "the pod was not evicted"
+            time.sleep(2)
+        assert _pod_of(cluster, "app=evictee")[1] not in ("", where)
+        # The flannel pod tolerates the taint for ever: it stays, marked not Ready.
+        ready = kubectl(cluster, "get", "pods", "-n", "kube-flannel", "--field-selector",
+                        f"spec.nodeName={where}", "-o", "jsonpath={.items[*].status."
+                        "conditions[?(@.type=='Ready')].status}").stdout
+        assert ready == "False"
+    finally:
+        status, _, err = node_ssh(worker.address, sudo("systemctl start kubelet"))
+        assert status == 0, err
+    kubectl(cluster, "wait", "--for=condition=Ready", f"node/{where}", "--timeout=60s")
+    wait_flannel_ready(sandbox, cluster)
+    kubectl(cluster, "delete", "-f", str(manifest))
