@@ -108,3 +108,61 @@ spec:
       - {name: flannel-cfg, configMap: {name: kube-flannel-cfg}}
       - {name: xtables-lock, hostPath: {path: /run/xtables.lock, type: FileOrCreate}}
 """
+
+# Shaped like Headlamp's plain manifest (facts.md sections 1 and 9): Service `headlamp` in
+# kube-system, port 80 to the container's 4466, reached as `services/http:headlamp:/proxy/`.
+HEADLAMP_SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata: {name: headlamp, namespace: kube-system}
+spec:
+  selector: {k8s-app: headlamp}
+  ports: [{port: 80, targetPort: 4466}]
+"""
+HEADLAMP_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: headlamp, namespace: kube-system}
+spec:
+  replicas: 1
+  selector: {matchLabels: {k8s-app: headlamp}}
+  template:
+    metadata: {labels: {k8s-app: headlamp}}
+    spec:
+      containers:
+      - name: headlamp
+        image: ghcr.io/headlamp-k8s/headlamp:v0.38.0
+        args: [-in-cluster, -plugins-dir=/headlamp/plugins]
+        ports: [{name: http, containerPort: 4466}]
+"""
+
+# Shaped like Kubernetes Dashboard 2.7.0 (facts.md section 9): HTTPS Service 443 -> 8443 in
+# its own namespace, reached as `services/https:kubernetes-dashboard:/proxy/`.
+DASHBOARD_LIKE = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: kubernetes-dashboard}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: kubernetes-dashboard, namespace: kubernetes-dashboard,
+           labels: {k8s-app: kubernetes-dashboard}}
+spec:
+  selector: {k8s-app: kubernetes-dashboard}
+  ports: [{port: 443, targetPort: 8443}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: kubernetes-dashboard, namespace: kubernetes-dashboard}
+spec:
+  replicas: 1
+  selector: {matchLabels: {k8s-app: kubernetes-dashboard}}
+  template:
+    metadata: {labels: {k8s-app: kubernetes-dashboard}}
+    spec:
+      containers:
+      - name: kubernetes-dashboard
+        image: kubernetesui/dashboard:v2.7.0
+        args: [--auto-generate-certificates, --namespace=kubernetes-dashboard]
+        ports: [{containerPort: 8443, protocol: TCP}]
+"""

@@ -64,6 +64,8 @@ def _write_manifests(args: argparse.Namespace, address: str) -> None:
         f"--service-cluster-ip-range={args.service_cidr}",
         f"--tls-cert-file={p(pki_dir)}/apiserver.crt",
         f"--tls-private-key-file={p(pki_dir)}/apiserver.key",
+        f"--kubelet-client-certificate={p(pki_dir)}/apiserver-kubelet-client.crt",
+        f"--kubelet-client-key={p(pki_dir)}/apiserver-kubelet-client.key",
         f"--state-file={p('/var/lib/etcd')}/standin-state.json",
     ]
     if test_mode():
@@ -225,6 +227,11 @@ def init(args: argparse.Namespace) -> None:
     serving = pki.issue(ca, "kube-apiserver", dns=dns, ips=ips, server=True)
     write_public(pki_dir / "apiserver.crt", serving.cert)
     write_private(pki_dir / "apiserver.key", serving.key)
+    print('[certs] Generating "apiserver-kubelet-client" certificate and key')
+    kubelet_client = pki.issue(ca, "kube-apiserver-kubelet-client", orgs=[ADMIN_GROUP],
+                               client=True)
+    write_public(pki_dir / "apiserver-kubelet-client.crt", kubelet_client.cert)
+    write_private(pki_dir / "apiserver-kubelet-client.key", kubelet_client.key)
     print('[certs] Generating "sa" key and public key')
     sa = pki.new_key()
     write_private(pki_dir / "sa.key", pki.key_pem(sa))

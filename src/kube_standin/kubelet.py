@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import http.server
 import ipaddress
 import logging
 import os
@@ -20,7 +19,6 @@ import platform
 import re
 import shlex
 import signal
-import ssl
 import subprocess
 import sys
 import threading
@@ -28,9 +26,9 @@ from typing import Any
 
 import yaml
 
-from . import cni, pki, services
+from . import cni, kubelet_server, podlogs, services
 from .client import Client, ClientError
-from .paths import BANNER, git_version, p, write_private, write_public
+from .paths import BANNER, git_version, p, write_private
 
 log = logging.getLogger("kubelet-standin")
 MIRROR = "kubernetes.io/config.mirror"
@@ -113,6 +111,7 @@ class Kubelet:
         self.stop = threading.Event()
         self.pod_ips: dict[str, str] = {}
         self.restarted: dict[str, str] = {}  # static pod manifest -> hash it was restarted for
+        self.pods: list[dict[str, Any]] = []  # as last seen, for the kubelet's /pods
 
     # ---- node ----
     def node_status(self) -> dict[str, Any]:
@@ -208,8 +207,9 @@ class Kubelet:
                 return str(host)
         return ""
 
-    def install_network_config(self, pod: dict[str, Any]) -> None:
-        """Write the CNI config files the pod's installer containers would write."""
+    def install_network_config(self, pod: dict[str, Any]) -> dict[str, list[str]]:
+        """Write the CNI config files the pod's installer containers would write; returns
+        what each container did, for its log."""
         ns = pod["metadata"]["namespace"]
 
         def fetch(namespace: str, name: str) -> dict[str, Any] | None:
@@ -220,14 +220,21 @@ class Kubelet:
                     return None
                 raise
 
+        notes: dict[str, list[str]] = {}
         for found in cni.installs(pod, fetch):
             log.info("container %s of %s/%s: installing %s", found.container, ns,
                      pod["metadata"]["name"], found.host_path)
             write_private(p(found.host_path), found.data, found.mode)
+            notes.setdefault(found.container, []).append(
+                f"wrote {found.host_path} (mode {found.mode:04o}) from its ConfigMap, as this "
+                "container would have")
+        return notes
 
     def sync_pods(self) -> None:
         """Bring every pod bound to this node to Running (or keep it waiting for the CNI)."""
         pods = self.client.get(f"/api/v1/pods?fieldSelector=spec.nodeName%3D{self.name}")["items"]
+        self.pods = pods
+        podlogs.forget_except({pod["metadata"]["uid"] for pod in pods})
         self.mirror_static_pods(pods)
         used = {str(pp.get("status", {}).get("podIP")) for pp in pods}
         network = cni_ready()
@@ -238,11 +245,17 @@ class Kubelet:
             has_ip = host_net or st.get("podIP") not in (None, "", self.address)
             if running and has_ip and _ready(st):
                 continue
+            notes: dict[str, list[str]] = {}
             if running and has_ip:
                 # Marked not Ready while this node was away: its containers kept running.
                 status = self.running(pod, str(st.get("podIP")), st)
+                for c in status["containerStatuses"]:
+                    podlogs.append(pod, c["name"], [
+                        f"[{BANNER}] kubelet on node {self.name} is back: container still "
+                        f"counted as running, restarts: {c['restartCount']}"],
+                        c["restartCount"])
             elif host_net:
-                self.install_network_config(pod)
+                notes = self.install_network_config(pod)
                 status = self.running(pod, self.address)
             elif network:
                 ip = self._ip_for(pod, used)
@@ -250,6 +263,8 @@ class Kubelet:
                 status = self.running(pod, ip)
             else:
                 status = self.waiting(pod)
+            if status["phase"] == "Running":
+                podlogs.record_start(pod, self.name, notes)
             if status != st:
                 try:
                     self.client.merge_patch(f"/api/v1/namespaces/{pod['metadata']['namespace']}"
@@ -343,39 +358,11 @@ class Kubelet:
                     raise
 
     # ---- loop ----
-    def serve_endpoints(self) -> None:
-        """healthz on 127.0.0.1:healthzPort (HTTP) and the kubelet port (HTTPS, self-signed)."""
-        class Health(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = b"ok"
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        healthz = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", int(self.config.get("healthzPort", 10248))), Health)
-        secure = http.server.ThreadingHTTPServer(("0.0.0.0", int(self.config.get("port", 10250))),
-                                                 Health)
-        cert_dir = p("/var/lib/kubelet/pki")
-        crt, key = cert_dir / "kubelet.crt", cert_dir / "kubelet.key"
-        if not crt.exists():
-            pair = pki.make_ca(f"{self.name}-ca@standin")
-            write_public(crt, pair.cert)
-            write_private(key, pair.key)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(crt), str(key))
-        secure.socket = ctx.wrap_socket(secure.socket, server_side=True)
-        for srv in (healthz, secure):
-            threading.Thread(target=srv.serve_forever, daemon=True).start()
-
     def run(self) -> None:
         """Register, then heartbeat every period and sync pods every two seconds."""
         log.info("%s: kubelet %s starting for node %s", BANNER, git_version(), self.name)
-        self.serve_endpoints()
+        kubelet_server.serve(kubelet_server.KubeletState(self.name, self.config, self.client,
+                                                         lambda: list(self.pods)))
         while not self.stop.is_set():
             try:
                 self.register()

@@ -323,8 +323,10 @@ def _pod_of(cluster: dict[str, object], selector: str) -> tuple[str, str]:
 def test_stopped_kubelet_makes_the_node_unreachable_and_its_pods_evicted(
         sandbox: Sandbox, node_ssh: SSHRun, cluster: dict[str, object], tmp_path: Path) -> None:
     cp = sandbox.nodes[0].address
-    # Short timings through the real flags: the kubelet restarts the changed static pods.
-    _edit_manifest(node_ssh, cp, "kube-controller-manager.yaml", "--node-monitor-grace-period=8s")
+    # Short timings through the real flags: the kubelet restarts the changed static pods. The
+    # grace period stays above the kubelets' 10 s status period, as 40 s is by default.
+    _edit_manifest(node_ssh, cp, "kube-controller-manager.yaml",
+                   "--node-monitor-grace-period=20s")
     _edit_manifest(node_ssh, cp, "kube-apiserver.yaml",
                    "--default-unreachable-toleration-seconds=5")
     deadline = time.monotonic() + 60

@@ -8,6 +8,7 @@ the code is checked against the library versions the nodes have.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -23,7 +24,13 @@ from pathlib import Path
 import pytest
 
 from kube_standin import pki
-from manifests import FLANNEL_INSTALL_CONF, FLANNEL_LIKE
+from manifests import (
+    DASHBOARD_LIKE,
+    FLANNEL_INSTALL_CONF,
+    FLANNEL_LIKE,
+    HEADLAMP_DEPLOYMENT,
+    HEADLAMP_SERVICE,
+)
 
 NODE_SOURCE = Path(__file__).parents[2] / "src/kube_standin"
 KUBECTL = shutil.which("kubectl")
@@ -314,6 +321,170 @@ def test_deleted_node_registers_again_with_its_mirror_pods(lab: Lab) -> None:
         time.sleep(1)
 
 
+@contextlib.contextmanager
+def kubectl_proxy(lab: Lab) -> Iterator[str]:
+    """`kubectl proxy` on a free port; yields its base URL."""
+    assert KUBECTL is not None
+    proc = subprocess.Popen([KUBECTL, "--kubeconfig", str(lab.admin), "proxy", "--port=0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = re.search(r"127\.0\.0\.1:(\d+)", line)
+        assert m, line + (proc.stderr.read() if proc.stderr else "")
+        yield f"http://127.0.0.1:{m.group(1)}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def fetch(url: str) -> tuple[int, str, dict[str, str]]:
+    """One GET without following redirects: status, body, headers."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+    try:
+        conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(), dict(resp.getheaders())
+    finally:
+        conn.close()
+
+
+def apply(lab: Lab, tmp_path: Path, text: str) -> None:
+    manifest = tmp_path / f"m{abs(hash(text))}.yaml"
+    manifest.write_text(text)
+    applied = lab.kubectl("apply", "-f", str(manifest))
+    assert applied.returncode == 0, applied.stderr
+
+
+def wait_pod(lab: Lab, namespace: str, selector: str) -> str:
+    """The name of the Ready pod matching `selector`, once there is one."""
+    deadline = time.monotonic() + 40
+    while True:
+        out = lab.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o",
+                          "jsonpath={range .items[*]}{.metadata.name}={.status.conditions["
+                          "?(@.type=='Ready')].status} {end}").stdout.split()
+        ready = [item.split("=")[0] for item in out if item.endswith("=True")]
+        if ready:
+            return ready[0]
+        assert time.monotonic() < deadline, out
+        time.sleep(0.5)
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="no kubectl on this machine")
+def test_service_and_pod_proxy_through_kubectl_proxy(lab: Lab, tmp_path: Path) -> None:
+    headlamp = "/api/v1/namespaces/kube-system/services/http:headlamp:/proxy/"
+    dashboard = ("/api/v1/namespaces/kubernetes-dashboard/services/https:kubernetes-dashboard:"
+                 "/proxy/")
+    with kubectl_proxy(lab) as base:
+        code, body, _ = fetch(base + headlamp)
+        assert code == 404 and json.loads(body)["message"] == 'services "headlamp" not found'
+        apply(lab, tmp_path, HEADLAMP_SERVICE)
+        code, body, _ = fetch(base + headlamp)
+        assert code == 503, body
+        assert json.loads(body)["message"] == 'no endpoints available for service "headlamp"'
+        apply(lab, tmp_path, HEADLAMP_DEPLOYMENT)
+        apply(lab, tmp_path, DASHBOARD_LIKE)
+        pod = wait_pod(lab, "kube-system", "k8s-app=headlamp")
+        wait_pod(lab, "kubernetes-dashboard", "k8s-app=kubernetes-dashboard")
+        code, body, headers = fetch(base + headlamp + "c/main/settings?x=<b>")
+        assert code == 200 and headers["Content-Type"].startswith("text/html"), body
+        assert "stand-in" in body and "ghcr.io/headlamp-k8s/headlamp:v0.38.0" in body
+        assert f"kube-system/{pod}" in body and ":4466" in body
+        assert "GET /c/main/settings?x=&lt;b&gt;" in body and "<b>" not in body
+        code, body, _ = fetch(base + dashboard)
+        assert code == 200 and "kubernetesui/dashboard:v2.7.0" in body
+        assert "https://" in body and ":8443" in body
+        # Without the slash after /proxy the real server redirects; so does the stand-in.
+        code, _, headers = fetch(base + headlamp.rstrip("/"))
+        assert code == 301 and headers["Location"].endswith("/http:headlamp:/proxy/")
+        code, body, _ = fetch(base + "/api/v1/namespaces/kube-system/services/http:headlamp:8080"
+                              "/proxy/")
+        assert code == 503 and "no service port 8080 found" in body
+        code, body, _ = fetch(base + f"/api/v1/namespaces/kube-system/pods/http:{pod}:4466"
+                              "/proxy/healthz")
+        assert code == 200 and "GET /healthz" in body and f"kube-system/{pod}" in body
+    via_raw = lab.kubectl("get", "--raw", headlamp)
+    assert via_raw.returncode == 0 and "stand-in" in via_raw.stdout
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="no kubectl on this machine")
+def test_node_proxy_reaches_the_kubelet(lab: Lab) -> None:
+    def raw(path: str) -> subprocess.CompletedProcess[str]:
+        return lab.kubectl("get", "--raw", f"/api/v1/nodes/w2/proxy{path}")
+
+    assert raw("/healthz").stdout == "ok"
+    config = json.loads(raw("/configz").stdout)
+    assert config["kubeletconfig"]["kind"] == "KubeletConfiguration"
+    pods = json.loads(raw("/pods").stdout)
+    assert pods["kind"] == "PodList"
+    assert {p["spec"]["nodeName"] for p in pods["items"]} == {"w2"}
+    missing = raw("/metrics")
+    assert missing.returncode != 0 and "NotFound" in missing.stderr
+    with kubectl_proxy(lab) as base:
+        code, body, _ = fetch(base + "/api/v1/nodes/w2/proxy/metrics")
+    assert code == 404 and "stand-in serves only /healthz, /pods" in body
+    # The kubelet port refuses anyone but the API server and admins.
+    import ssl
+    import urllib.request
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    w2 = lab.workers[1]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"https://127.0.0.1:{w2.kubelet_port}/pods", context=ctx)
+    assert refused.value.code == 401
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="no kubectl on this machine")
+def test_logs_are_the_kubelets_record_of_the_container(lab: Lab) -> None:
+    logs = lab.kubectl("logs", "-n", "kube-system", "deployment/headlamp")
+    assert logs.returncode == 0, logs.stderr
+    assert "stand-in" in logs.stdout and "image: ghcr.io/headlamp-k8s/headlamp:v0.38.0" in \
+        logs.stdout
+    assert 'args: ["-in-cluster", "-plugins-dir=/headlamp/plugins"]' in logs.stdout
+    assert "restarts: 0" in logs.stdout
+    tail = lab.kubectl("logs", "-n", "kube-system", "deployment/headlamp", "--tail=1",
+                       "--timestamps")
+    assert len(tail.stdout.splitlines()) == 1 and re.match(r"\d{4}-\d\d-\d\dT", tail.stdout)
+    flannel = lab.kubectl("get", "pods", "-n", "kube-flannel", "-o",
+                          "jsonpath={.items[0].metadata.name}").stdout
+    init = lab.kubectl("logs", "-n", "kube-flannel", flannel, "-c", "install-cni")
+    assert "wrote /etc/cni/net.d/10-flannel.conflist (mode 0644)" in init.stdout, init.stderr
+    # Several containers and none named: kubectl picks the default and says so.
+    main = lab.kubectl("logs", "-n", "kube-flannel", flannel)
+    assert main.returncode == 0 and "'kube-flannel'" in main.stdout
+    previous = lab.kubectl("logs", "-n", "kube-system", "deployment/headlamp", "--previous")
+    assert previous.returncode != 0
+    assert "previous terminated container" in previous.stderr
+    # -f streams: the record comes at once, and the command waits for more.
+    assert KUBECTL is not None
+    follow = subprocess.Popen([KUBECTL, "--kubeconfig", str(lab.admin), "logs", "-f", "-n",
+                               "kube-system", "deployment/headlamp"], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert follow.stdout is not None
+        assert "stand-in" in follow.stdout.readline()
+        time.sleep(2)
+        assert follow.poll() is None
+    finally:
+        follow.terminate()
+        follow.wait(10)
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="no kubectl on this machine")
+def test_exec_attach_and_port_forward_say_the_stand_in_runs_no_container(lab: Lab) -> None:
+    for args in (["exec", "deployment/headlamp", "--", "ls"],
+                 ["attach", "deployment/headlamp"],
+                 ["port-forward", "deployment/headlamp", "18080:4466"]):
+        out = lab.kubectl("-n", "kube-system", "--request-timeout=20s", *args)
+        assert out.returncode != 0, args
+        assert "stand-in" in out.stderr and "no container runs" in out.stderr, out.stderr
+
+
 def _add_flags(manifest: Path, *flags: str) -> None:
     """Add flags to a static-pod manifest's command, as an admin edits it."""
     import yaml
@@ -336,7 +507,8 @@ def test_unreachable_node_is_tainted_and_its_pods_evicted(lab: Lab, tmp_path: Pa
     pidfile = lab.cp.root / "run/kube-standin/kube-apiserver-standin.pid"
     before = pidfile.read_text()
     # Shorter timings through the real flags; the kubelet restarts the changed static pod.
-    _add_flags(manifests / "kube-controller-manager.yaml", "--node-monitor-grace-period=4s")
+    # The grace period stays above the kubelets' 10 s status period, as 40 s is by default.
+    _add_flags(manifests / "kube-controller-manager.yaml", "--node-monitor-grace-period=12s")
     _add_flags(manifests / "kube-apiserver.yaml", "--default-unreachable-toleration-seconds=3")
     deadline = time.monotonic() + 30
     while pidfile.read_text() == before or lab.kubectl("get", "--raw", "/readyz").returncode:
