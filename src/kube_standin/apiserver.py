@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 from cryptography import x509
 
-from . import auth, controllers, pki, protobuf, proxy, resources
+from . import auth, controllers, paths, pki, protobuf, proxy, resources, services
 from .api import ApiServer, version_info
 from .paths import BANNER, git_version
 from .resources import Kind
@@ -345,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     first, _ = parser().parse_known_args(argv)
     if first.manifests:
         argv = _manifest_flags(Path(first.manifests)) + argv
+        # The version is the image kubeadm wrote (and `kubeadm upgrade apply` rewrites).
+        paths.set_version(services.image_version(Path(first.manifests) /
+                                                 "kube-apiserver.yaml") or paths.version())
     args, _unknown = parser().parse_known_args(argv)
     serve(args)
     return 0

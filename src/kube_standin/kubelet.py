@@ -329,6 +329,8 @@ class Kubelet:
             return
         mirrors = {(m["metadata"]["namespace"], m["metadata"]["name"]): m for m in pods
                    if MIRROR in (m["metadata"].get("annotations") or {})}
+        changed: list[str] = []
+        replace: list[tuple[str, str, dict[str, Any], bool]] = []
         for manifest in sorted(directory.glob("*.yaml")):
             text = manifest.read_text()
             pod = yaml.safe_load(text)
@@ -345,12 +347,17 @@ class Kubelet:
             if live is not None and manifest.name in services.APISERVER_MANIFESTS and \
                     self.restarted.get(manifest.name) != digest:
                 self.restarted[manifest.name] = digest
-                # A changed manifest restarts its static pod: here the service that stands in.
-                log.info("static pod manifest %s changed: restarting %s", manifest.name,
-                         services.APISERVER)
-                services.start_apiserver()
+                changed.append(manifest.name)
+            replace.append((ns, name, pod, live is not None))
+        if changed:
+            # A changed manifest restarts its static pod: here the one service standing in for
+            # both (restarted once for all the manifests changed together).
+            log.info("static pod manifests %s changed: restarting %s", ", ".join(changed),
+                     services.APISERVER)
+            services.start_apiserver()
+        for ns, name, pod, existed in replace:
             try:
-                if live is not None:
+                if existed:
                     self.client.delete(f"/api/v1/namespaces/{ns}/pods/{name}")
                 self.client.post(f"/api/v1/namespaces/{ns}/pods", pod)
             except ClientError as err:

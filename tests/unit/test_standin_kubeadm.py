@@ -7,7 +7,6 @@ the code is checked against the library versions the nodes have.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -15,10 +14,9 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,66 +29,18 @@ from manifests import (
     HEADLAMP_DEPLOYMENT,
     HEADLAMP_SERVICE,
 )
-
-NODE_SOURCE = Path(__file__).parents[2] / "src/kube_standin"
-KUBECTL = shutil.which("kubectl")
-# Run by a user, the root check would stop everything; it is tested on its own below.
-AS_USER = ["--ignore-preflight-errors=IsPrivilegedUser"] if os.geteuid() != 0 else []
-
-
-def node_python() -> str:
-    debian = "/usr/bin/python3"
-    probe = subprocess.run([debian, "-c", "import cryptography, yaml"], capture_output=True,
-                           check=False) if os.path.exists(debian) else None
-    return debian if probe is not None and probe.returncode == 0 else sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Node:
-    """One pretend node: a filesystem root, its kubelet ports, a containerd socket."""
-
-    name: str
-    root: Path
-    lib: Path
-    kubelet_port: int = field(default_factory=free_port)
-    healthz_port: int = field(default_factory=free_port)
-
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(KUBE_STANDIN_ROOT=str(self.root), PYTHONPATH=str(self.lib),
-                   KUBE_STANDIN_KUBELET_PORT=str(self.kubelet_port),
-                   KUBE_STANDIN_KUBELET_HEALTHZ_PORT=str(self.healthz_port),
-                   KUBE_STANDIN_DISCOVERY_TIMEOUT="6")
-        return env
-
-    def kubeadm(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([node_python(), "-m", "kube_standin.kubeadm", *args],
-                              env=self.env(), capture_output=True, text=True, timeout=timeout)
-
-    def kill_services(self) -> None:
-        for pidfile in (self.root / "run/kube-standin").glob("*.pid"):
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pidfile.read_text()), signal.SIGKILL)
-
-
-def make_node(base: Path, name: str, lib: Path, sockets: list[socket.socket]) -> Node:
-    root = base / name
-    (root / "proc/sys/net/ipv4").mkdir(parents=True)
-    (root / "proc/sys/net/ipv4/ip_forward").write_text("1\n")
-    (root / "proc/cgroups").write_text("#subsys_name\thierarchy\tnum_cgroups\tenabled\n"
-                                       "memory\t5\t90\t1\n")
-    (root / "var/run/containerd").mkdir(parents=True)
-    cri = socket.socket(socket.AF_UNIX)  # containerd's socket, listening as the runtime would
-    cri.bind(str(root / "var/run/containerd/containerd.sock"))
-    cri.listen(8)
-    sockets.append(cri)
-    return Node(name, root, lib)
+from standin_lab import (
+    AS_USER,
+    KUBECTL,
+    NODE_SOURCE,
+    Node,
+    fetch,
+    free_port,
+    install_lib,
+    kubectl_proxy,
+    make_node,
+    node_python,
+)
 
 
 @dataclass
@@ -113,9 +63,7 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     base = tmp_path_factory.mktemp("kubeadm")
-    lib = base / "lib"
-    shutil.copytree(NODE_SOURCE, lib / "kube_standin",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    lib = install_lib(base)
     sockets: list[socket.socket] = []
     cp = make_node(base, "cp1", lib, sockets)
     workers = [make_node(base, f"w{i}", lib, sockets) for i in (1, 2)]
@@ -321,38 +269,6 @@ def test_deleted_node_registers_again_with_its_mirror_pods(lab: Lab) -> None:
         time.sleep(1)
 
 
-@contextlib.contextmanager
-def kubectl_proxy(lab: Lab) -> Iterator[str]:
-    """`kubectl proxy` on a free port; yields its base URL."""
-    assert KUBECTL is not None
-    proc = subprocess.Popen([KUBECTL, "--kubeconfig", str(lab.admin), "proxy", "--port=0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        m = re.search(r"127\.0\.0\.1:(\d+)", line)
-        assert m, line + (proc.stderr.read() if proc.stderr else "")
-        yield f"http://127.0.0.1:{m.group(1)}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def fetch(url: str) -> tuple[int, str, dict[str, str]]:
-    """One GET without following redirects: status, body, headers."""
-    import http.client
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
-    try:
-        conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode(), dict(resp.getheaders())
-    finally:
-        conn.close()
-
-
 def apply(lab: Lab, tmp_path: Path, text: str) -> None:
     manifest = tmp_path / f"m{abs(hash(text))}.yaml"
     manifest.write_text(text)
@@ -379,7 +295,7 @@ def test_service_and_pod_proxy_through_kubectl_proxy(lab: Lab, tmp_path: Path) -
     headlamp = "/api/v1/namespaces/kube-system/services/http:headlamp:/proxy/"
     dashboard = ("/api/v1/namespaces/kubernetes-dashboard/services/https:kubernetes-dashboard:"
                  "/proxy/")
-    with kubectl_proxy(lab) as base:
+    with kubectl_proxy(lab.admin) as base:
         code, body, _ = fetch(base + headlamp)
         assert code == 404 and json.loads(body)["message"] == 'services "headlamp" not found'
         apply(lab, tmp_path, HEADLAMP_SERVICE)
@@ -424,7 +340,7 @@ def test_node_proxy_reaches_the_kubelet(lab: Lab) -> None:
     assert {p["spec"]["nodeName"] for p in pods["items"]} == {"w2"}
     missing = raw("/metrics")
     assert missing.returncode != 0 and "NotFound" in missing.stderr
-    with kubectl_proxy(lab) as base:
+    with kubectl_proxy(lab.admin) as base:
         code, body, _ = fetch(base + "/api/v1/nodes/w2/proxy/metrics")
     assert code == 404 and "stand-in serves only /healthz, /pods" in body
     # The kubelet port refuses anyone but the API server and admins.
@@ -556,8 +472,7 @@ spec:
         assert waited.returncode == 0, waited.stderr
         assert _node_of(lab, "app=evictee")[1] != where
     finally:
-        subprocess.run([node_python(), "-c", "from kube_standin import services; "
-                        "services.start('kubelet')"], env=node.env(), check=True)
+        node.start_kubelet()
     waited = lab.kubectl("wait", "--for=condition=Ready", f"node/{where}", "--timeout=30s")
     assert waited.returncode == 0, waited.stderr
     deadline = time.monotonic() + 10  # the controller's next round lifts the taints
