@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from cryptography import x509
 
-from . import auth, patch, pki, resources
+from . import auth, nodelifecycle, patch, pki, resources
 from .jws import detached_jws, sign_jwt
 from .paths import BANNER, git_version
 from .resources import Kind
@@ -55,6 +55,8 @@ class ApiServer:
         self.cluster_cidr = args.cluster_cidr or ""
         self.address = f"{args.advertise_address}:{args.secure_port}"
         self.lock = threading.RLock()
+        nodelifecycle.configure(getattr(args, "default_not_ready_toleration_seconds", 300),
+                                getattr(args, "default_unreachable_toleration_seconds", 300))
         self._bootstrap()
 
     # ---- start-up objects the real server creates itself ----
@@ -115,6 +117,7 @@ class ApiServer:
             obj.setdefault("status", {"loadBalancer": {}})
         elif kind.kind == "Pod":
             obj.setdefault("spec", {}).setdefault("restartPolicy", "Always")
+            nodelifecycle.default_tolerations(obj["spec"])  # DefaultTolerationSeconds
             obj.setdefault("status", {"phase": "Pending"})
         elif kind.kind == "DaemonSet":
             # The integer fields the real server always writes (typed clients require them).

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 from cryptography import x509
 
-from . import auth, controllers, pki, protobuf, resources
+from . import auth, controllers, paths, pki, protobuf, proxy, resources, services
 from .api import ApiServer, version_info
 from .paths import BANNER, git_version
 from .resources import Kind
@@ -134,6 +134,9 @@ class Handler(BaseHTTPRequestHandler):
         if (len(rest) >= 3 and rest[0] == "namespaces"
                 and resources.find(group, version, rest[2]) is not None):
             namespace, rest = rest[1], rest[2:]
+        if proxy.handles(group, rest):  # proxies, logs and streams: proxy.py
+            proxy.serve(self, self.api, method, namespace, rest, user, body)
+            return
         kind = resources.find(group, version, rest[0])
         if kind is None or len(rest) > 3 or (len(rest) == 3 and rest[2] not in kind.subresources):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -298,6 +301,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--cluster-signing-key-file", default="")
     ap.add_argument("--state-file", default="", help="stand-in: where the objects persist")
     ap.add_argument("--node-monitor-grace-period", default="40s")
+    ap.add_argument("--kubelet-client-certificate", default="")
+    ap.add_argument("--kubelet-client-key", default="")
+    ap.add_argument("--default-not-ready-toleration-seconds", type=int, default=300)
+    ap.add_argument("--default-unreachable-toleration-seconds", type=int, default=300)
     return ap
 
 
@@ -338,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     first, _ = parser().parse_known_args(argv)
     if first.manifests:
         argv = _manifest_flags(Path(first.manifests)) + argv
+        # The version is the image kubeadm wrote (and `kubeadm upgrade apply` rewrites).
+        paths.set_version(services.image_version(Path(first.manifests) /
+                                                 "kube-apiserver.yaml") or paths.version())
     args, _unknown = parser().parse_known_args(argv)
     serve(args)
     return 0

@@ -16,7 +16,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from . import resources
+from . import nodelifecycle, resources
 from .store import ApiError, Obj, Store, now_stamp, selector_match
 
 if TYPE_CHECKING:
@@ -28,8 +28,7 @@ PODS = resources.must("", "v1", "pods")
 DAEMONSETS = resources.must("apps", "v1", "daemonsets")
 DEPLOYMENTS = resources.must("apps", "v1", "deployments")
 
-NOT_READY = "node.kubernetes.io/not-ready"
-UNREACHABLE = "node.kubernetes.io/unreachable"
+NOT_READY, UNREACHABLE = nodelifecycle.NOT_READY, nodelifecycle.UNREACHABLE
 # The tolerations the real DaemonSet controller adds to every daemon pod.
 DAEMON_TOLERATIONS = [
     {"key": NOT_READY, "operator": "Exists", "effect": "NoExecute"},
@@ -56,6 +55,7 @@ def run(api: ApiServer, stop: threading.Event, grace: float) -> None:
 def reconcile(api: ApiServer, grace: float) -> None:
     """One round of every controller."""
     nodes(api.store, api.cluster_cidr, grace)
+    nodelifecycle.evict(api.store)
     daemonsets(api.store)
     deployments(api.store)
     orphans(api.store)
@@ -74,12 +74,8 @@ def is_ready(node: Obj) -> bool:
     return _condition(node, "Ready").get("status") == "True"
 
 
-def _parse(stamp: str) -> dt.datetime:
-    return dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-
-
 def nodes(store: Store, cluster_cidr: str, grace: float) -> None:
-    """Pod CIDRs, heartbeat expiry and the not-ready/unreachable taints."""
+    """Pod CIDRs, then the node lifecycle (heartbeat expiry, taints: `nodelifecycle.py`)."""
     all_nodes, _ = store.list(NODES)
     used = {n.get("spec", {}).get("podCIDR") for n in all_nodes}
     subnets = (ipaddress.ip_network(cluster_cidr).subnets(new_prefix=24)
@@ -92,27 +88,9 @@ def nodes(store: Store, cluster_cidr: str, grace: float) -> None:
             free = next(str(s) for s in subnets if str(s) not in used)
             used.add(free)
             spec["podCIDR"], spec["podCIDRs"] = free, [free]
-        ready = _condition(node, "Ready")
-        beat = ready.get("lastHeartbeatTime")
-        if ready and ready.get("status") != "Unknown" and beat and \
-                (now - _parse(beat)).total_seconds() > grace:
-            for c in node["status"]["conditions"]:
-                c.update(status="Unknown", reason="NodeStatusUnknown",
-                         message="Kubelet stopped posting node status.",
-                         lastTransitionTime=now_stamp())
-        status = _condition(node, "Ready").get("status")
-        taints = [t for t in spec.get("taints") or [] if t.get("key") not in
-                  (NOT_READY, UNREACHABLE)]
-        if status == "False":
-            taints.append({"key": NOT_READY, "effect": "NoSchedule"})
-        elif status == "Unknown":
-            taints.append({"key": UNREACHABLE, "effect": "NoSchedule"})
-        if taints:
-            spec["taints"] = taints
-        else:
-            spec.pop("taints", None)
         if json.dumps(node, sort_keys=True) != before:
             store.update(NODES, node)
+    nodelifecycle.monitor(store, grace, now)
 
 
 def tolerates(tolerations: list[Obj], taints: list[Obj]) -> bool:
@@ -249,6 +227,7 @@ def deployments(store: Store) -> None:
         for _ in range(want - len(current)):
             pod = _pod_from(dep, "Deployment", f"{name}-{template_hash}-",
                             {"pod-template-hash": template_hash}, None)
+            nodelifecycle.default_tolerations(pod["spec"])  # admission, as for any new pod
             current.append(store.create(PODS, pod))
         for pod in current:
             if pod["spec"].get("nodeName"):

@@ -1,4 +1,5 @@
-"""The kubeadm stand-in: init, join, token, reset and version with kubeadm's flags and files."""
+"""The kubeadm stand-in: init, join, token, upgrade, certs, reset and version with kubeadm's
+flags and files."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 
 import yaml
 
-from . import services
+from . import kubeadm_certs, kubeadm_upgrade, services
 from .client import ClientError
 from .kubeadm_common import APISERVER, Fail
 from .kubeadm_init import init
@@ -86,6 +87,16 @@ def version(args: argparse.Namespace) -> None:
         print(f"kubeadm version: &version.Info{{{fields}}} ({BANNER})")
 
 
+def _bool(text: str) -> bool:
+    """A Go-style boolean flag value."""
+    if text.lower() in ("true", "1", "t"):
+        return True
+    if text.lower() in ("false", "0", "f"):
+        return False
+    raise argparse.ArgumentTypeError(f'invalid argument "{text}": strconv.ParseBool: '
+                                     f'parsing "{text}": invalid syntax')
+
+
 def parser() -> argparse.ArgumentParser:
     """kubeadm's command line (the part pifleet uses)."""
     ap = argparse.ArgumentParser(prog="kubeadm", description=f"kubeadm ({BANNER})")
@@ -137,6 +148,33 @@ def parser() -> argparse.ArgumentParser:
     td.add_argument("--kubeconfig", default="")
     td.set_defaults(fn=token_delete)
 
+    u = sub.add_parser("upgrade")
+    usub = u.add_subparsers(dest="upgrade_command", required=True)
+    for name, fn in (("plan", kubeadm_upgrade.plan), ("apply", kubeadm_upgrade.apply),
+                     ("node", kubeadm_upgrade.node)):
+        c = usub.add_parser(name)
+        if name != "node":
+            c.add_argument("version", nargs="?", default="")
+        if name == "apply":
+            c.add_argument("-y", "--yes", action="store_true")
+            c.add_argument("-f", "--force", action="store_true")
+        if name != "plan":
+            c.add_argument("--certificate-renewal", type=_bool, default=True)
+        c.add_argument("--ignore-preflight-errors", action="append", default=[])
+        c.add_argument("--kubeconfig", default="")
+        c.set_defaults(fn=fn)
+
+    certs = sub.add_parser("certs")
+    csub = certs.add_subparsers(dest="certs_command", required=True)
+    ce = csub.add_parser("check-expiration")
+    ce.add_argument("--kubeconfig", default="")
+    ce.add_argument("--cert-dir", default="/etc/kubernetes/pki")
+    ce.set_defaults(fn=kubeadm_certs.check_expiration)
+    cr = csub.add_parser("renew")
+    cr.add_argument("name")
+    cr.add_argument("--kubeconfig", default="")
+    cr.set_defaults(fn=kubeadm_certs.renew)
+
     r = sub.add_parser("reset")
     r.add_argument("-f", "--force", action="store_true")
     r.add_argument("--cri-socket", default="")
@@ -157,8 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     except Fail as err:
         text = str(err)
         phase = "preflight" if "[preflight]" in text or "identity" in text else "kubeadm"
-        print(f"error execution phase {phase}: {text}" if phase == "preflight" else
-              f"error: {text}", file=sys.stderr)
+        if text.startswith("[upgrade"):  # upgrade's fatal errors print as they are
+            print(text, file=sys.stderr)
+        else:
+            print(f"error execution phase {phase}: {text}" if phase == "preflight" else
+                  f"error: {text}", file=sys.stderr)
         print("To see the stack trace of this error execute with --v=5 or higher",
               file=sys.stderr)
         return 1

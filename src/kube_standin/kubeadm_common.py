@@ -9,15 +9,18 @@ import re
 import socket
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from . import pki, preflight
-from .client import ClientError
+from .client import Client, ClientError
 from .paths import p, test_mode, write_public
+from .services import APISERVER
 
-APISERVER = "kube-apiserver-standin"
+__all__ = ["APISERVER"]
+
 
 ADMIN_GROUP = "kubeadm:cluster-admins"
 
@@ -63,10 +66,10 @@ def node_name(flag: str | None) -> str:
     """--node-name or the lower-cased hostname, as kubeadm does."""
     return (flag or socket.gethostname()).lower()
 
-def run_preflight(checks: list[preflight.Check], ignore: list[str]) -> None:
+def run_preflight(checks: list[preflight.Check], ignore: list[str], end: str = "") -> None:
     """Print `[preflight]` and fail like kubeadm when a check fails."""
     wanted = {i.strip().lower() for item in ignore for i in item.split(",") if i.strip()}
-    print("[preflight] Running pre-flight checks")
+    print(f"[preflight] Running pre-flight checks{end}")
     errors = preflight.run(checks, wanted)
     if errors:
         raise Fail("[preflight] Some fatal errors occurred:\n" + "\n".join(errors) +
@@ -119,3 +122,13 @@ def wait_for(what: str, fn: Any, timeout: float) -> Any:
             last = exc
         time.sleep(0.5)
     raise Fail(f"timed out waiting for {what}" + (f": {last}" if last else ""))
+
+
+def admin_client(kubeconfig: str = "") -> Client:
+    """A client with the credentials of a kubeconfig (admin.conf unless told)."""
+    kubeconfig = kubeconfig or "/etc/kubernetes/admin.conf"
+    # kubeadm's own files are under the (test) root; any other path is the user's own.
+    path = p(kubeconfig) if kubeconfig.startswith("/etc/kubernetes/") else Path(kubeconfig)
+    if not path.exists():
+        raise Fail(f"failed to load admin kubeconfig: open {path}: no such file or directory")
+    return Client.from_kubeconfig(path.read_text())

@@ -36,10 +36,11 @@ CP_LABELS = ["node-role.kubernetes.io/control-plane",
 CP_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 
 
-def check_version(wanted: str) -> None:
-    """--kubernetes-version: this kubeadm deploys its own minor (or one older), never newer."""
+def check_version(wanted: str) -> str:
+    """--kubernetes-version: this kubeadm deploys its own minor (or one older), never newer.
+    Returns the control-plane version to deploy, `v1.34.1` style."""
     if not wanted or wanted in ("stable", "latest"):
-        return
+        return git_version()
     m = re.fullmatch(r"(?:stable-|latest-)?v?(\d+)\.(\d+)(?:\.(\d+))?", wanted)
     if not m:
         raise Fail(f'couldn\'t parse Kubernetes version "{wanted}"')
@@ -51,9 +52,17 @@ def check_version(wanted: str) -> None:
     if asked < (own[0], own[1] - 1):
         raise Fail(f"this version of kubeadm only supports deploying clusters with the control "
                    f"plane version >= v{own[0]}.{own[1] - 1}.0. Current version: {wanted}")
+    if m.group(3) is None:  # a bare minor: its latest is known offline only for our own
+        return git_version() if asked == own else f"v{asked[0]}.{asked[1]}.0"
+    return f"v{asked[0]}.{asked[1]}.{m.group(3)}"
 
 
-def _write_manifests(args: argparse.Namespace, address: str) -> None:
+def control_plane_image(component: str, kube_version: str) -> str:
+    """The image kubeadm names for a control-plane component (the stand-in pulls none)."""
+    return f"registry.k8s.io/{component}:{kube_version}"
+
+
+def _write_manifests(args: argparse.Namespace, address: str, kube_version: str) -> None:
     pki_dir = "/etc/kubernetes/pki"
     apiserver = [
         "kube-apiserver", f"--advertise-address={address}", "--allow-privileged=true",
@@ -64,6 +73,8 @@ def _write_manifests(args: argparse.Namespace, address: str) -> None:
         f"--service-cluster-ip-range={args.service_cidr}",
         f"--tls-cert-file={p(pki_dir)}/apiserver.crt",
         f"--tls-private-key-file={p(pki_dir)}/apiserver.key",
+        f"--kubelet-client-certificate={p(pki_dir)}/apiserver-kubelet-client.crt",
+        f"--kubelet-client-key={p(pki_dir)}/apiserver-kubelet-client.key",
         f"--state-file={p('/var/lib/etcd')}/standin-state.json",
     ]
     if test_mode():
@@ -82,7 +93,7 @@ def _write_manifests(args: argparse.Namespace, address: str) -> None:
             "annotations": {"kube-standin": f"{BANNER}: run by the {APISERVER} service"}},
             "spec": {"hostNetwork": True, "priorityClassName": "system-node-critical",
                      "containers": [{"name": name, "command": command,
-                                     "image": f"registry.k8s.io/{name}:{git_version()}"}]}}
+                                     "image": control_plane_image(name, kube_version)}]}}
         write_private(p(f"/etc/kubernetes/manifests/{name}.yaml"),
                       yaml.safe_dump(pod, sort_keys=False))
 
@@ -146,7 +157,7 @@ def _rbac(client: Client) -> None:
                       "name": "system:anonymous"}]})
 
 
-def _addons(client: Client, dns_ip: str) -> None:
+def _addons(client: Client, dns_ip: str, kube_version: str) -> None:
     """CoreDNS and kube-proxy, as objects the stand-in kubelets then 'run'."""
     images = "registry.k8s.io"
     client.ensure("/api/v1/namespaces/kube-system/serviceaccounts",
@@ -182,14 +193,15 @@ def _addons(client: Client, dns_ip: str) -> None:
                      "tolerations": [{"operator": "Exists"}],
                      "nodeSelector": {"kubernetes.io/os": "linux"},
                      "containers": [{"name": "kube-proxy",
-                                     "image": f"{images}/kube-proxy:{git_version()}",
+                                     "image": control_plane_image("kube-proxy",
+                                                                  kube_version),
                                      "command": ["/usr/local/bin/kube-proxy"]}]}}}})
 
 
 def init(args: argparse.Namespace) -> None:
     """`kubeadm init`."""
-    check_version(args.kubernetes_version)
-    print(f"[init] Using Kubernetes version: {git_version()}")
+    kube_version = check_version(args.kubernetes_version)
+    print(f"[init] Using Kubernetes version: {kube_version}")
     print(f"[init] This is the {BANNER}: no control-plane containers are run")
     port = args.apiserver_bind_port
     kubelet_port, _ = kubelet_ports()
@@ -225,6 +237,11 @@ def init(args: argparse.Namespace) -> None:
     serving = pki.issue(ca, "kube-apiserver", dns=dns, ips=ips, server=True)
     write_public(pki_dir / "apiserver.crt", serving.cert)
     write_private(pki_dir / "apiserver.key", serving.key)
+    print('[certs] Generating "apiserver-kubelet-client" certificate and key')
+    kubelet_client = pki.issue(ca, "kube-apiserver-kubelet-client", orgs=[ADMIN_GROUP],
+                               client=True)
+    write_public(pki_dir / "apiserver-kubelet-client.crt", kubelet_client.cert)
+    write_private(pki_dir / "apiserver-kubelet-client.key", kubelet_client.key)
     print('[certs] Generating "sa" key and public key')
     sa = pki.new_key()
     write_private(pki_dir / "sa.key", pki.key_pem(sa))
@@ -242,11 +259,11 @@ def init(args: argparse.Namespace) -> None:
     print('[control-plane] Using manifest folder "/etc/kubernetes/manifests"')
     print('[control-plane] Creating static Pod manifest for "kube-apiserver"')
     print('[control-plane] Creating static Pod manifest for "kube-controller-manager"')
-    _write_manifests(args, address)
+    _write_manifests(args, address, kube_version)
     p("/var/lib/etcd").mkdir(parents=True, exist_ok=True, mode=0o700)
     write_kubelet_config(name, address, dns_ip)
     print("[kubelet-start] Starting the kubelet")
-    services.start(APISERVER, ["--manifests", str(p("/etc/kubernetes/manifests"))])
+    services.start_apiserver()
     services.start("kubelet")
     print('[wait-control-plane] Waiting for the kubelet to boot up the control plane as static '
           'Pods from directory "/etc/kubernetes/manifests"')
@@ -260,7 +277,7 @@ def init(args: argparse.Namespace) -> None:
           '"kube-system" Namespace')
     cluster_config = {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration",
                       "clusterName": "kubernetes", "controlPlaneEndpoint": endpoint,
-                      "kubernetesVersion": git_version(), "certificatesDir": "/etc/kubernetes/pki",
+                      "kubernetesVersion": kube_version, "certificatesDir": "/etc/kubernetes/pki",
                       "networking": {"dnsDomain": "cluster.local",
                                      "serviceSubnet": args.service_cidr,
                                      **({"podSubnet": args.pod_network_cidr}
@@ -289,7 +306,7 @@ def init(args: argparse.Namespace) -> None:
                  bootstrap_secret(token, parse_duration(args.token_ttl),
                                   "The default bootstrap token generated by 'kubeadm init'."))
     local.ensure("/api/v1/namespaces/kube-public/configmaps", _cluster_info(server, ca.cert))
-    _addons(local, dns_ip)
+    _addons(local, dns_ip, kube_version)
     print("[addons] Applied essential addon: CoreDNS")
     print("[addons] Applied essential addon: kube-proxy")
     print(f"""

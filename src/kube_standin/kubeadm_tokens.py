@@ -6,21 +6,23 @@ import argparse
 import base64
 import re
 import time
-from pathlib import Path
 
 import yaml
 
 from . import pki
 from .client import Client, ClientError
-from .kubeadm_common import Fail, bootstrap_secret, join_command, parse_duration
-from .paths import p
+from .kubeadm_certs import short_duration
+from .kubeadm_common import (
+    Fail,
+    admin_client,
+    bootstrap_secret,
+    join_command,
+    parse_duration,
+)
 
 
 def _admin(args: argparse.Namespace) -> Client:
-    path = Path(args.kubeconfig) if args.kubeconfig else p("/etc/kubernetes/admin.conf")
-    if not path.exists():
-        raise Fail(f"failed to load admin kubeconfig: open {path}: no such file or directory")
-    return Client.from_kubeconfig(path.read_text())
+    return admin_client(args.kubeconfig)
 
 
 def token_create(args: argparse.Namespace) -> None:
@@ -56,7 +58,7 @@ def token_list(args: argparse.Namespace) -> None:
                 time.gmtime())
             if left <= 0:
                 continue
-            ttl = f"{int(left // 3600)}h" if left >= 3600 else f"{int(left // 60)}m"
+            ttl = short_duration(left)
         usages = ",".join(u.removeprefix("usage-bootstrap-") for u in sorted(d)
                           if u.startswith("usage-bootstrap-") and d[u] == "true")
         rows.append((f"{d['token-id']}.{d['token-secret']}", ttl, expires or "<never>", usages,
@@ -70,6 +72,9 @@ def token_delete(args: argparse.Namespace) -> None:
     """`kubeadm token delete ID...`."""
     client = _admin(args)
     for tok in args.ids:
+        if not re.fullmatch(r"[a-z0-9]{6}(\.[a-z0-9]{16})?", tok):
+            raise Fail('given token didn\'t match pattern "^(?P<token_id>[a-z0-9]{6})$" or '
+                       '"^([a-z0-9]{6})\\.([a-z0-9]{16})$"')
         token_id = tok.split(".")[0]
         try:
             client.delete(f"/api/v1/namespaces/kube-system/secrets/bootstrap-token-{token_id}")

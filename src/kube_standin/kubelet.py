@@ -2,15 +2,16 @@
 
 No containers are started. A pod becomes Running at once when it uses the host network, and
 otherwise only once a CNI config exists in /etc/cni/net.d, as with a real kubelet whose pod
-sandboxes need the network plugin. For a pod whose init container copies a file from a ConfigMap
-volume into a hostPath volume under /etc/cni/net.d (flannel's `install-cni`), the copy is made
-on the host as the real init container would, which makes the node Ready.
+sandboxes need the network plugin. When a pod's containers would install a CNI config from a
+ConfigMap into the host's /etc/cni/net.d (flannel's `install-cni`, in either of its forms), the
+file is written on the host as the container would write it (see `cni.py`), which makes the
+node Ready.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import http.server
+import hashlib
 import ipaddress
 import logging
 import os
@@ -18,21 +19,20 @@ import platform
 import re
 import shlex
 import signal
-import ssl
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import pki
+from . import cni, kubelet_server, podlogs, services
 from .client import Client, ClientError
-from .paths import BANNER, git_version, p, write_private, write_public
+from .paths import BANNER, git_version, p, write_private
 
 log = logging.getLogger("kubelet-standin")
-CNI_DIR = "/etc/cni/net.d"
+MIRROR = "kubernetes.io/config.mirror"
+CONFIG_HASH = "kubernetes.io/config.hash"
 NOT_READY_MESSAGE = ("container runtime network not ready: NetworkReady=false "
                      "reason:NetworkPluginNotReady message:Network plugin returns error: "
                      "cni plugin not initialized")
@@ -43,10 +43,14 @@ def stamp() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _ready(status: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in status.get("conditions") or [])
+
+
 def cni_ready() -> bool:
-    """Whether a CNI network config exists (what the runtime's NetworkReady depends on)."""
-    d = p(CNI_DIR)
-    return d.is_dir() and any(f.suffix in (".conf", ".conflist", ".json") for f in d.iterdir())
+    """Whether a loadable CNI network config exists (what the runtime's NetworkReady needs)."""
+    return cni.network_ready(p(cni.CNI_DIR))
 
 
 def _flags() -> dict[str, str]:
@@ -106,6 +110,8 @@ class Kubelet:
         self.period = float(period.rstrip("s")) if period.endswith("s") else 10.0
         self.stop = threading.Event()
         self.pod_ips: dict[str, str] = {}
+        self.restarted: dict[str, str] = {}  # static pod manifest -> hash it was restarted for
+        self.pods: list[dict[str, Any]] = []  # as last seen, for the kubelet's /pods
 
     # ---- node ----
     def node_status(self) -> dict[str, Any]:
@@ -201,67 +207,55 @@ class Kubelet:
                 return str(host)
         return ""
 
-    def run_init_containers(self, pod: dict[str, Any]) -> None:
-        """Carry out `cp SRC DST` init containers from ConfigMap volumes into /etc/cni/net.d."""
-        spec = pod["spec"]
+    def install_network_config(self, pod: dict[str, Any]) -> dict[str, list[str]]:
+        """Write the CNI config files the pod's installer containers would write; returns
+        what each container did, for its log."""
         ns = pod["metadata"]["namespace"]
-        volumes = {v["name"]: v for v in spec.get("volumes") or []}
-        for c in spec.get("initContainers") or []:
-            argv = [*(c.get("command") or []), *(c.get("args") or [])]
-            if not argv or Path(argv[0]).name != "cp":
-                continue
-            paths = [a for a in argv[1:] if not a.startswith("-")]
-            if len(paths) != 2:
-                continue
-            src, dst = paths
-            mounts = c.get("volumeMounts") or []
-            data = self._from_configmap(src, mounts, volumes, ns)
-            target = self._host_path(dst, mounts, volumes)
-            if data is not None and target is not None:
-                log.info("init container %s of %s/%s: writing %s", c.get("name"), ns,
-                         pod["metadata"]["name"], target)
-                write_public(p(target), data)
 
-    def _from_configmap(self, path: str, mounts: list[dict[str, Any]],
-                        volumes: dict[str, Any], ns: str) -> str | None:
-        for m in mounts:
-            base = m["mountPath"].rstrip("/") + "/"
-            vol = volumes.get(m.get("name", ""), {})
-            if path.startswith(base) and "configMap" in vol:
-                key = path[len(base):]
-                try:
-                    cm = self.client.get(f"/api/v1/namespaces/{ns}/configmaps/"
-                                         f"{vol['configMap']['name']}")
-                except ClientError:
+        def fetch(namespace: str, name: str) -> dict[str, Any] | None:
+            try:
+                return dict(self.client.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}"))
+            except ClientError as err:
+                if err.code == 404:
                     return None
-                value = (cm.get("data") or {}).get(key)
-                return None if value is None else str(value)
-        return None
+                raise
 
-    @staticmethod
-    def _host_path(path: str, mounts: list[dict[str, Any]],
-                   volumes: dict[str, Any]) -> str | None:
-        for m in mounts:
-            base = m["mountPath"].rstrip("/") + "/"
-            vol = volumes.get(m.get("name", ""), {})
-            host = (vol.get("hostPath") or {}).get("path", "").rstrip("/")
-            # Only the CNI config directory: the stand-in never writes elsewhere on the host.
-            if path.startswith(base) and host == CNI_DIR:
-                return host + "/" + path[len(base):]
-        return None
+        notes: dict[str, list[str]] = {}
+        for found in cni.installs(pod, fetch):
+            log.info("container %s of %s/%s: installing %s", found.container, ns,
+                     pod["metadata"]["name"], found.host_path)
+            write_private(p(found.host_path), found.data, found.mode)
+            notes.setdefault(found.container, []).append(
+                f"wrote {found.host_path} (mode {found.mode:04o}) from its ConfigMap, as this "
+                "container would have")
+        return notes
 
     def sync_pods(self) -> None:
         """Bring every pod bound to this node to Running (or keep it waiting for the CNI)."""
         pods = self.client.get(f"/api/v1/pods?fieldSelector=spec.nodeName%3D{self.name}")["items"]
+        self.pods = pods
+        podlogs.forget_except({pod["metadata"]["uid"] for pod in pods})
+        self.mirror_static_pods(pods)
         used = {str(pp.get("status", {}).get("podIP")) for pp in pods}
         network = cni_ready()
         for pod in pods:
             st = pod.get("status") or {}
             host_net = bool(pod["spec"].get("hostNetwork"))
-            if st.get("phase") == "Running" and (host_net or st.get("podIP") != self.address):
+            running = st.get("phase") == "Running"
+            has_ip = host_net or st.get("podIP") not in (None, "", self.address)
+            if running and has_ip and _ready(st):
                 continue
-            if host_net:
-                self.run_init_containers(pod)
+            notes: dict[str, list[str]] = {}
+            if running and has_ip:
+                # Marked not Ready while this node was away: its containers kept running.
+                status = self.running(pod, str(st.get("podIP")), st)
+                for c in status["containerStatuses"]:
+                    podlogs.append(pod, c["name"], [
+                        f"[{BANNER}] kubelet on node {self.name} is back: container still "
+                        f"counted as running, restarts: {c['restartCount']}"],
+                        c["restartCount"])
+            elif host_net:
+                notes = self.install_network_config(pod)
                 status = self.running(pod, self.address)
             elif network:
                 ip = self._ip_for(pod, used)
@@ -269,6 +263,8 @@ class Kubelet:
                 status = self.running(pod, ip)
             else:
                 status = self.waiting(pod)
+            if status["phase"] == "Running":
+                podlogs.record_start(pod, self.name, notes)
             if status != st:
                 try:
                     self.client.merge_patch(f"/api/v1/namespaces/{pod['metadata']['namespace']}"
@@ -278,25 +274,33 @@ class Kubelet:
                     if err.code != 404:
                         raise
 
-    def running(self, pod: dict[str, Any], ip: str) -> dict[str, Any]:
-        """A Running status with every container ready."""
+    def running(self, pod: dict[str, Any], ip: str,
+                before: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A Running status with every container ready; start times kept from `before`."""
         now = stamp()
         spec = pod["spec"]
+        before = before or {}
+        started = before.get("startTime") or now
         conds = [{"type": t, "status": "True", "lastTransitionTime": now} for t in (
             "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
             "PodScheduled")]
+        earlier = {c.get("name"): c for c in [*(before.get("containerStatuses") or []),
+                                              *(before.get("initContainerStatuses") or [])]}
+
         def cstatus(c: dict[str, Any], done: bool) -> dict[str, Any]:
-            state = ({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now,
-                                     "finishedAt": now}} if done
-                     else {"running": {"startedAt": now}})
+            old = earlier.get(c["name"]) or {}
+            state = old.get("state") or (
+                {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started,
+                                "finishedAt": started}} if done
+                else {"running": {"startedAt": started}})
             return {"name": c["name"], "image": c.get("image", ""), "imageID": "",
                     "containerID": f"standin://{pod['metadata']['uid']}/{c['name']}",
-                    "ready": not done, "started": not done, "restartCount": 0,
-                    "state": state}
+                    "ready": not done, "started": not done,
+                    "restartCount": int(old.get("restartCount", 0)), "state": state}
         status: dict[str, Any] = {
             "phase": "Running", "conditions": conds, "hostIP": self.address,
             "hostIPs": [{"ip": self.address}], "podIP": ip, "podIPs": [{"ip": ip}] if ip else [],
-            "startTime": now, "qosClass": "BestEffort",
+            "startTime": started, "qosClass": "BestEffort",
             "containerStatuses": [cstatus(c, False) for c in spec.get("containers") or []]}
         if spec.get("initContainers"):
             status["initContainerStatuses"] = [cstatus(c, True) for c in spec["initContainers"]]
@@ -317,59 +321,55 @@ class Kubelet:
                                            "reason": "ContainerCreating"}}}
                                       for c in pod["spec"].get("containers") or []]}
 
-    def mirror_static_pods(self) -> None:
-        """Mirror pods for the manifests in staticPodPath, as the real kubelet posts them."""
+    def mirror_static_pods(self, pods: list[dict[str, Any]]) -> None:
+        """Mirror pods for the manifests in staticPodPath, as the real kubelet posts them: a
+        missing one is created, one whose manifest changed is replaced."""
         directory = p(str(self.config.get("staticPodPath", "/etc/kubernetes/manifests")))
         if not directory.is_dir():
             return
+        mirrors = {(m["metadata"]["namespace"], m["metadata"]["name"]): m for m in pods
+                   if MIRROR in (m["metadata"].get("annotations") or {})}
+        changed: list[str] = []
+        replace: list[tuple[str, str, dict[str, Any], bool]] = []
         for manifest in sorted(directory.glob("*.yaml")):
-            pod = yaml.safe_load(manifest.read_text())
+            text = manifest.read_text()
+            pod = yaml.safe_load(text)
             name = f"{pod['metadata']['name']}-{self.name}"
             ns = pod["metadata"].get("namespace", "default")
+            digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+            live = mirrors.get((ns, name))
+            if live is not None and live["metadata"]["annotations"].get(CONFIG_HASH) == digest:
+                continue
             pod["metadata"]["name"] = name
-            pod["metadata"].setdefault("annotations", {})["kubernetes.io/config.mirror"] = \
-                "standin"
+            pod["metadata"].setdefault("annotations", {}).update(
+                {MIRROR: digest, CONFIG_HASH: digest, "kubernetes.io/config.source": "file"})
             pod["spec"]["nodeName"] = self.name
+            if live is not None and manifest.name in services.APISERVER_MANIFESTS and \
+                    self.restarted.get(manifest.name) != digest:
+                self.restarted[manifest.name] = digest
+                changed.append(manifest.name)
+            replace.append((ns, name, pod, live is not None))
+        if changed:
+            # A changed manifest restarts its static pod: here the one service standing in for
+            # both (restarted once for all the manifests changed together).
+            log.info("static pod manifests %s changed: restarting %s", ", ".join(changed),
+                     services.APISERVER)
+            services.start_apiserver()
+        for ns, name, pod, existed in replace:
             try:
+                if existed:
+                    self.client.delete(f"/api/v1/namespaces/{ns}/pods/{name}")
                 self.client.post(f"/api/v1/namespaces/{ns}/pods", pod)
             except ClientError as err:
-                if err.code != 409:
+                if err.code not in (0, 404, 409):
                     raise
 
     # ---- loop ----
-    def serve_endpoints(self) -> None:
-        """healthz on 127.0.0.1:healthzPort (HTTP) and the kubelet port (HTTPS, self-signed)."""
-        class Health(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = b"ok"
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        healthz = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", int(self.config.get("healthzPort", 10248))), Health)
-        secure = http.server.ThreadingHTTPServer(("0.0.0.0", int(self.config.get("port", 10250))),
-                                                 Health)
-        cert_dir = p("/var/lib/kubelet/pki")
-        crt, key = cert_dir / "kubelet.crt", cert_dir / "kubelet.key"
-        if not crt.exists():
-            pair = pki.make_ca(f"{self.name}-ca@standin")
-            write_public(crt, pair.cert)
-            write_private(key, pair.key)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(crt), str(key))
-        secure.socket = ctx.wrap_socket(secure.socket, server_side=True)
-        for srv in (healthz, secure):
-            threading.Thread(target=srv.serve_forever, daemon=True).start()
-
     def run(self) -> None:
         """Register, then heartbeat every period and sync pods every two seconds."""
         log.info("%s: kubelet %s starting for node %s", BANNER, git_version(), self.name)
-        self.serve_endpoints()
+        kubelet_server.serve(kubelet_server.KubeletState(self.name, self.config, self.client,
+                                                         lambda: list(self.pods)))
         while not self.stop.is_set():
             try:
                 self.register()
@@ -377,20 +377,20 @@ class Kubelet:
             except ClientError as err:
                 log.warning("unable to register node %s: %s", self.name, err.message)
                 self.stop.wait(2)
-        mirrored = False
         ticks = 0.0
         network = cni_ready()
         while not self.stop.is_set():
-            try:
-                if not mirrored:
-                    self.mirror_static_pods()
-                    mirrored = True
-                self.sync_pods()
-                # Post at once when the network plugin appears, not only on the next beat.
-                if ticks >= self.period or cni_ready() != network:
+            # Post at once when the network plugin appears, not only on the next beat. The beat
+            # goes on when syncing pods fails: it is what registers a deleted Node again.
+            if ticks >= self.period or cni_ready() != network:
+                try:
                     network = cni_ready()
                     self.heartbeat()
                     ticks = 0.0
+                except ClientError as err:
+                    log.warning("Error updating node status, will retry: %s", err.message)
+            try:
+                self.sync_pods()
             except ClientError as err:
                 log.warning("sync failed: %s", err.message)
             self.stop.wait(2)

@@ -28,12 +28,19 @@ def p(relative: str) -> Path:
     return root() / relative.lstrip("/")
 
 
+_version: list[str] = []
+
+
+def set_version(kube_version: str) -> None:
+    """Say which Kubernetes version this program stands in for: each program's launcher does
+    (kubeadm and kubelet packages carry their own; the API server reads its manifest's image)."""
+    _version[:] = [kube_version.removeprefix("v")]
+
+
 def version() -> str:
-    """The Kubernetes version this build stands in for, e.g. `1.34.1`."""
-    stamped = Path(__file__).with_name("VERSION")
-    if stamped.exists():
-        return stamped.read_text().strip()
-    return os.environ.get("KUBE_STANDIN_VERSION", _DEV_VERSION)
+    """The Kubernetes version this program stands in for, e.g. `1.34.1`; tests set it with
+    KUBE_STANDIN_VERSION."""
+    return _version[0] if _version else os.environ.get("KUBE_STANDIN_VERSION", _DEV_VERSION)
 
 
 def git_version() -> str:

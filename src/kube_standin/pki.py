@@ -237,3 +237,30 @@ def make_csr(cn: str, orgs: Sequence[str]) -> tuple[bytes, bytes]:
     csr = x509.CertificateSigningRequestBuilder().subject_name(_name(cn, orgs)).sign(
         key, hashes.SHA256())
     return csr.public_bytes(serialization.Encoding.PEM), key_pem(key)
+
+
+def reissue(ca: Pair, cert_pem: bytes) -> Pair:
+    """A new key and certificate with the subject, names and usages of `cert_pem`, valid for
+    another year from now (what `kubeadm certs renew` makes)."""
+    old = x509.load_pem_x509_certificate(cert_pem)
+    cn, orgs = subject_of(cert_pem)
+    try:
+        sans = old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns = sans.get_values_for_type(x509.DNSName)
+        ips = [str(i) for i in sans.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        dns, ips = [], []
+    try:
+        usages = list(old.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        usages = []
+    return issue(ca, cn, orgs=orgs, dns=dns, ips=ips,
+                 server=ExtendedKeyUsageOID.SERVER_AUTH in usages,
+                 client=ExtendedKeyUsageOID.CLIENT_AUTH in usages)
+
+
+def not_after(cert_pem: bytes) -> dt.datetime:
+    """When a certificate expires (UTC)."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    utc = getattr(cert, "not_valid_after_utc", None)  # cryptography 42+; Debian 12 has 38
+    return utc if isinstance(utc, dt.datetime) else cert.not_valid_after.replace(tzinfo=dt.UTC)

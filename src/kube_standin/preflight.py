@@ -116,6 +116,11 @@ def _mem() -> str | None:
     return None
 
 
+def privileged() -> Check:
+    """The root check alone (kubeadm upgrade runs only this one on the node)."""
+    return Check("IsPrivilegedUser", _root)
+
+
 def common(kubelet_port: int) -> list[Check]:
     """Checks both init and join run."""
     return [Check("IsPrivilegedUser", _root), Check("CRI", _cri), Check("Swap", _swap),

@@ -8,11 +8,34 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+import yaml
 
 from .paths import p, test_mode
 
+APISERVER = "kube-apiserver-standin"
+MANIFESTS = "/etc/kubernetes/manifests"
 # service name -> module run by `python3 -m <package>.<module>` in test mode
-MODULES = {"kube-apiserver-standin": "apiserver", "kubelet": "kubelet"}
+MODULES = {APISERVER: "apiserver", "kubelet": "kubelet"}
+# The static-pod manifests the API server service reads its flags from.
+APISERVER_MANIFESTS = ("kube-apiserver.yaml", "kube-controller-manager.yaml")
+
+
+def image_version(manifest: Path) -> str:
+    """The version in a static-pod manifest's image tag (`...:v1.34.1` -> `1.34.1`), or ''."""
+    try:
+        pod = yaml.safe_load(manifest.read_text())
+        image = str(pod["spec"]["containers"][0]["image"])
+    except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
+        return ""
+    tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
+    return tag.removeprefix("v")
+
+
+def start_apiserver() -> None:
+    """(Re)start the API server service on the manifests kubeadm wrote."""
+    start(APISERVER, ["--manifests", str(p(MANIFESTS))])
 
 
 def _pidfile(name: str) -> str:

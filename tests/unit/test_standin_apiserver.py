@@ -356,3 +356,34 @@ metadata:
     status, _ = cluster.request("GET", "/api/v1/namespaces/default/secrets", cert=False,
                                 token=jwt)
     assert status == 401
+
+
+@needs_kubectl
+def test_new_pods_get_the_default_not_ready_and_unreachable_tolerations(
+        cluster: Cluster, tmp_path: Path) -> None:
+    manifest = tmp_path / "pods.yaml"
+    manifest.write_text("""\
+apiVersion: v1
+kind: Pod
+metadata: {name: plain, namespace: default}
+spec: {containers: [{name: c, image: registry.example/app:1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: patient, namespace: default}
+spec:
+  containers: [{name: c, image: registry.example/app:1}]
+  tolerations: [{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute,
+                 tolerationSeconds: 3600}]
+""")
+    cluster.kubectl("apply", "-f", str(manifest))
+    plain = json.loads(cluster.kubectl("get", "pod", "plain", "-o", "json").stdout)
+    assert plain["spec"]["tolerations"] == [
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+         "tolerationSeconds": 300},
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+         "tolerationSeconds": 300}]
+    patient = json.loads(cluster.kubectl("get", "pod", "patient", "-o", "json").stdout)
+    assert [(t["key"], t["tolerationSeconds"]) for t in patient["spec"]["tolerations"]] == [
+        ("node.kubernetes.io/unreachable", 3600), ("node.kubernetes.io/not-ready", 300)]
+    cluster.kubectl("delete", "pod", "plain", "patient")

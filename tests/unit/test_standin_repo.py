@@ -52,17 +52,26 @@ def test_debs_have_versions_and_debian_only_depends(repo: Path) -> None:
                           capture_output=True, text=True, check=True).stdout
     assert "Package: kubeadm" in info and "Version: 1.34.1-1.1" in info
     assert "not Kubernetes" in info
-    lib = subprocess.run(["dpkg-deb", "-f", str(pool / "kube-standin-lib_1.34.1-1.1_all.deb"),
+    lib = subprocess.run(["dpkg-deb", "-f", str(pool / "kube-standin-lib_1.0.0-1_all.deb"),
                           "Depends"], capture_output=True, text=True, check=True).stdout
     assert "python3-cryptography" in lib and "python3-yaml" in lib
     files = subprocess.run(["dpkg-deb", "-c", str(pool / "kubelet_1.34.1-1.1_all.deb")],
                            capture_output=True, text=True, check=True).stdout
     assert "./usr/bin/kubelet" in files and "./lib/systemd/system/kubelet.service" in files
-    version = subprocess.run(["dpkg-deb", "--fsys-tarfile",
-                              str(repo_dir(repo, "1.33") / "all" /
-                                  "kube-standin-lib_1.33.5-1.1_all.deb")],
-                             capture_output=True, check=True).stdout
-    assert b"1.33.5\n" in version
+    # Each program says which version it is: kubeadm 1.34 can run beside kubelet 1.33.
+    for minor, version in (("1.33", "1.33.5"), ("1.34", "1.34.1"), ("1.34", "1.34.2")):
+        launcher = subprocess.run(
+            f"dpkg-deb --fsys-tarfile {repo_dir(repo, minor)}/all/kubeadm_{version}-1.1_all.deb"
+            " | tar -xO ./usr/bin/kubeadm", shell=True, capture_output=True, text=True,
+            check=True).stdout
+        assert f"paths.set_version('{version}')" in launcher
+    depends = subprocess.run(["dpkg-deb", "-f", str(pool / "kubelet_1.34.2-1.1_all.deb"),
+                              "Depends"], capture_output=True, text=True, check=True).stdout
+    assert "kube-standin-lib (>= 1.0.0-1)" in depends
+    # The shared packages are the same files in every minor's repository.
+    for shared in ("kube-standin-lib_1.0.0-1_all.deb", "kubernetes-cni_1.7.1-1.1_all.deb"):
+        assert (pool / shared).read_bytes() == (repo_dir(repo, "1.33") / "all" /
+                                                shared).read_bytes()
 
 
 def test_inrelease_verifies_with_release_key(repo: Path, tmp_path: Path) -> None:
@@ -115,12 +124,13 @@ def test_apt_get_updates_and_downloads_over_http(repo: Path, served: str,
     assert "W:" not in update.stderr, update.stderr
     policy = subprocess.run(["apt-cache", *opts, "policy", "kubeadm"], capture_output=True,
                             text=True, check=True).stdout
-    assert "Candidate: 1.34.1-1.1" in policy
-    dl = subprocess.run(["apt-get", *opts, "download", "kubeadm", "kubelet"],
+    # Both patch releases, the newer the candidate; an older one can be pinned.
+    assert "Candidate: 1.34.2-1.1" in policy and " 1.34.1-1.1 500" in policy
+    dl = subprocess.run(["apt-get", *opts, "download", "kubeadm", "kubelet=1.34.1-1.1"],
                         capture_output=True, text=True, cwd=tmp_path / "dl")
     assert dl.returncode == 0, dl.stderr
     assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == [
-        "kubeadm_1.34.1-1.1_all.deb", "kubelet_1.34.1-1.1_all.deb"]
+        "kubeadm_1.34.2-1.1_all.deb", "kubelet_1.34.1-1.1_all.deb"]
     # A key from another build does not verify this repository.
     other = tmp_path / "other"
     build_repository(other, ("1.34",))

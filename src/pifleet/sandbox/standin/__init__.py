@@ -13,9 +13,10 @@ from pathlib import Path
 
 from . import aptrepo, debs
 
-# The patch release each minor stands in for. Two minors, so upgrades and pins can be tested;
-# none from 1.35, whose kubelet refuses the cgroup v1 that sandbox nodes see (design.md).
-PATCH = {"1.33": "1.33.5", "1.34": "1.34.1"}
+# The patch releases each minor's repository holds, oldest first. Two minors and two patches in
+# the newer one, so that both a minor and a patch upgrade can be rehearsed (1.33.5 -> 1.34.1 ->
+# 1.34.2); none from 1.35, whose kubelet refuses the cgroup v1 sandbox nodes see (design.md).
+PATCH = {"1.33": ("1.33.5",), "1.34": ("1.34.1", "1.34.2")}
 VERSIONS = tuple(PATCH)
 # What a sandbox's fleet file asks for.
 DEFAULT_VERSION = "1.34"
@@ -46,14 +47,20 @@ def build_repository(dest: Path, versions: Sequence[str] = VERSIONS) -> None:
     """
     with tempfile.TemporaryDirectory(prefix="pifleet-debs-") as tmp, \
             aptrepo.signing_key() as gpg_home:
+        work = Path(tmp)
+        # The same files in every minor's repository: a node moving to the next minor's
+        # repository finds the very package it has.
+        shared = [(pkg, debs.build(pkg, work, work / "shared")) for pkg in debs.shared()]
         for minor in versions:
-            kube_version = PATCH.get(minor, f"{minor}.0")
             repo = repo_dir(dest, minor)
             if repo.exists():
                 shutil.rmtree(repo)
             pool = repo / "all"
-            built = [(pkg, debs.build(pkg, Path(tmp), pool))
-                     for pkg in debs.packages(kube_version)]
+            pool.mkdir(parents=True)
+            built = [(pkg, Path(shutil.copy2(deb, pool))) for pkg, deb in shared]
+            for kube_version in PATCH.get(minor, (f"{minor}.0",)):
+                built += [(pkg, debs.build(pkg, work, pool))
+                          for pkg in debs.packages(kube_version)]
             aptrepo.write_index(repo, minor, built, gpg_home)
 
 

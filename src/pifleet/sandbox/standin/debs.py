@@ -1,10 +1,12 @@
 """Build the stand-in's .deb packages with `dpkg-deb --build`.
 
-For each Kubernetes version: `kubeadm`, `kubelet`, `kubectl`, `kubernetes-cni` and the shared
-`kube-standin-lib` (the node programs: the top-level `kube_standin` package, installed under
-the same name). Everything depends only on Debian bookworm packages: python3,
-python3-cryptography, python3-yaml, iproute2, and for kubectl Debian's real `kubernetes-client`,
-for the CNI plugins Debian's `containernetworking-plugins`.
+For each Kubernetes version: `kubeadm`, `kubelet` and `kubectl`; once for all versions:
+`kubernetes-cni` and `kube-standin-lib` (the node programs: the top-level `kube_standin`
+package, installed under the same name). Each program's launcher says which Kubernetes version
+it is, so a node can run kubeadm 1.34 beside kubelet 1.33 in the middle of an upgrade, as real
+nodes do. Everything depends only on Debian bookworm packages: python3, python3-cryptography,
+python3-yaml, iproute2, and for kubectl Debian's real `kubernetes-client`, for the CNI plugins
+Debian's `containernetworking-plugins`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def _node_source() -> Path:
 LIB_DIR = "/usr/lib/kube-standin"
 MAINTAINER = "pifleet sandbox <sandbox@pifleet.invalid>"
 CNI_VERSION = "1.7.1"
+LIB_VERSION = "1.0.0-1"
 NOTE = "Sandbox stand-in built by pifleet for rehearsal and tests; it is not Kubernetes."
 
 
@@ -61,12 +64,17 @@ def deb_version(kube_version: str) -> str:
     return f"{kube_version}-1.1"
 
 
-def _launcher(module: str) -> str:
+def _launcher(module: str, kube_version: str = "") -> str:
+    """The script that runs a node program; with a version, the one it stands in for (the API
+    server takes its version from its static-pod manifest instead)."""
+    pin = (f"from kube_standin import paths\npaths.set_version({kube_version!r})\n"
+           if kube_version else "")
     return textwrap.dedent(f"""\
         #!/usr/bin/python3
         # {NOTE}
         import sys
         sys.path.insert(0, "{LIB_DIR}")
+        """) + pin + textwrap.dedent(f"""\
         from kube_standin.{module} import main
         sys.exit(main())
         """)
@@ -153,38 +161,43 @@ fi
 """
 
 
-def packages(kube_version: str) -> list[Package]:
-    """The packages of one Kubernetes version (e.g. `1.34.1`)."""
-    v = deb_version(kube_version)
-    lib = f"kube-standin-lib (= {v})"
+def shared() -> list[Package]:
+    """The packages every version uses: the node programs and the CNI plugins."""
     lib_files: dict[str, tuple[str | bytes, int]] = {
         f"{LIB_DIR}/kube_standin/{src.name}": (src.read_text(), 0o644)
         for src in sorted(_node_source().glob("*.py"))}
-    lib_files[f"{LIB_DIR}/kube_standin/VERSION"] = (kube_version + "\n", 0o644)
     lib_files[f"{LIB_DIR}/kube-apiserver"] = (_launcher("apiserver"), 0o755)
     return [
-        Package("kube-standin-lib", v, ["python3 (>= 3.11)", "python3-cryptography",
-                                        "python3-yaml", "iproute2"],
+        Package("kube-standin-lib", LIB_VERSION, ["python3 (>= 3.11)", "python3-cryptography",
+                                                  "python3-yaml", "iproute2"],
                 "programs shared by the sandbox kubeadm and kubelet stand-ins", lib_files),
+        Package("kubernetes-cni", deb_version(CNI_VERSION), ["containernetworking-plugins"],
+                "CNI plugins for the sandbox stand-in, from Debian, linked into /opt/cni/bin",
+                {"/usr/share/doc/kubernetes-cni/README.standin": (
+                    "The plugins are Debian's containernetworking-plugins.\n", 0o644)},
+                scripts={"postinst": CNI_POSTINST, "postrm": CNI_POSTRM}),
+    ]
+
+
+def packages(kube_version: str) -> list[Package]:
+    """The packages of one Kubernetes version (e.g. `1.34.1`)."""
+    v = deb_version(kube_version)
+    lib = f"kube-standin-lib (>= {LIB_VERSION})"
+    return [
         Package("kubeadm", v, [lib, "kubelet", "kubectl"],
                 "sandbox stand-in for kubeadm, the cluster bootstrap tool",
-                {"/usr/bin/kubeadm": (_launcher("kubeadm"), 0o755),
+                {"/usr/bin/kubeadm": (_launcher("kubeadm", kube_version), 0o755),
                  "/lib/systemd/system/kube-apiserver-standin.service": (APISERVER_UNIT, 0o644)},
                 scripts={"postinst": KUBEADM_POSTINST}),
         Package("kubelet", v, [lib, "kubernetes-cni (>= 1.2.0)", "iptables", "mount"],
                 "sandbox stand-in for the kubelet, the node agent",
-                {"/usr/bin/kubelet": (_launcher("kubelet"), 0o755),
+                {"/usr/bin/kubelet": (_launcher("kubelet", kube_version), 0o755),
                  "/lib/systemd/system/kubelet.service": (KUBELET_UNIT, 0o644)},
                 scripts={"postinst": KUBELET_POSTINST, "prerm": KUBELET_PRERM}),
         Package("kubectl", v, ["kubernetes-client"],
                 "sandbox stand-in for kubectl: installs Debian's real kubectl",
                 {"/usr/share/doc/kubectl/README.standin": (
                     "/usr/bin/kubectl comes from Debian's kubernetes-client package.\n", 0o644)}),
-        Package("kubernetes-cni", deb_version(CNI_VERSION), ["containernetworking-plugins"],
-                "CNI plugins for the sandbox stand-in, from Debian, linked into /opt/cni/bin",
-                {"/usr/share/doc/kubernetes-cni/README.standin": (
-                    "The plugins are Debian's containernetworking-plugins.\n", 0o644)},
-                scripts={"postinst": CNI_POSTINST, "postrm": CNI_POSTRM}),
     ]
 
 
