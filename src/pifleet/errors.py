@@ -1,10 +1,13 @@
-"""Errors that decide the exit status.
+"""Errors that decide the exit status, and plain words for the ones that come from elsewhere.
 
 `BadInput` means nothing was changed anywhere (exit 2); `Failed` means a node or a step failed
 after work began (exit 1). Every layer raises these; only the CLI turns them into exit codes.
 """
 
 from __future__ import annotations
+
+import re
+import subprocess
 
 
 class PifleetError(Exception):
@@ -23,3 +26,47 @@ class Failed(PifleetError):
     """Work began and a node or step failed. Exit status 1."""
 
     exit_code = 1
+
+
+# Terminal escape sequences (colours, cursor moves) and other control characters: text from a
+# node's console or a library must not repaint the user's terminal or break a JSON reader.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)?|\x1b.?")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def plain_text(text: str) -> str:
+    """`text` without terminal escape sequences; other control characters shown as `\\xNN`."""
+    text = _ESCAPES.sub("", text)
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def describe(exc: BaseException) -> str:
+    """One line in pifleet's words for an error raised by Python or a library.
+
+    `[Errno 2] No such file or directory: 'x'` becomes `x: no such file or directory`; a
+    failed program names itself and its exit status. The error itself stays for `-v`.
+    """
+    if isinstance(exc, PifleetError):
+        return str(exc)
+    if isinstance(exc, subprocess.CalledProcessError):
+        program = _program(exc.cmd)
+        detail = exc.stderr or exc.output or ""
+        if isinstance(detail, bytes):
+            detail = detail.decode(errors="replace")
+        last = detail.strip().splitlines()[-1:] if detail else []
+        return f"{program} failed with exit status {exc.returncode}" + (
+            f": {last[0]}" if last else "")
+    if isinstance(exc, subprocess.TimeoutExpired):
+        return f"{_program(exc.cmd)} did not finish within {exc.timeout:g} s"
+    if isinstance(exc, OSError):
+        what = exc.strerror or str(exc) or type(exc).__name__
+        what = what[:1].lower() + what[1:]
+        where = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+        return f"{' -> '.join(where)}: {what}" if where else what
+    return str(exc) or type(exc).__name__
+
+
+def _program(cmd: object) -> str:
+    if isinstance(cmd, list | tuple) and cmd:
+        return str(cmd[0])
+    return str(cmd).split()[0] if str(cmd).strip() else "a program"

@@ -11,7 +11,7 @@ import pytest
 
 from pifleet.errors import BadInput
 from pifleet.fleet import FleetFileError, load_fleet
-from pifleet.fleet.load import parse_fleet, read_node_names
+from pifleet.fleet.load import parse_fleet
 
 GOOD = """\
 name: lab
@@ -46,12 +46,14 @@ CASES = [
     ("nodes-not-a-list", "name: lab\nnodes: {name: laperouse}\n", 2, 8,
      ["`nodes`", "should be a list"]),
     ("port-not-a-number", GOOD + "ssh:\n  port: twenty-two\n", 9, 9,
-     ["`ssh.port`", "integer", "port: 22"]),
+     ["`ssh.port`", "whole number", "port: 22"]),
     ("port-out-of-range", GOOD + "ssh:\n  port: 70000\n", 9, 9, ["`ssh.port`", "65535"]),
-    ("role-unknown", GOOD.replace("role: control-plane", "role: master"), 5, 11,
-     ["`nodes[0].role`", "'control-plane'", "'worker'"]),
+    ("role-master", GOOD.replace("role: control-plane", "role: master"), 5, 11,
+     ["`nodes[0].role`", "old name", "use `role: control-plane`"]),
+    ("role-unknown", GOOD.replace("role: control-plane", "role: chief"), 5, 11,
+     ["`nodes[0].role`", "`chief` is not a choice", "`control-plane`, `worker`"]),
     ("name-a-list", GOOD.replace("name: black-pearl", "name: [black, pearl]"), 6, 11,
-     ["`nodes[1].name`", "valid string"]),
+     ["`nodes[1].name`", "should be text, not a list"]),
     ("duplicate-node-name", GOOD.replace("name: black-pearl", "name: laperouse"), 6, 11,
      ["name `laperouse` is already used by nodes[0]", "own name", "black-pearl"]),
     ("duplicate-address", GOOD.replace("192.168.1.11", "192.168.1.10"), 7, 14,
@@ -115,7 +117,7 @@ CASES = [
     ("token-ttl-not-a-duration", GOOD + "kubernetes:\n  token_ttl: forever\n", 9, 14,
      ["`forever` is not a duration", "1h"]),
     ("dashboard-unknown", GOOD + "kubernetes:\n  dashboard: grafana\n", 9, 14,
-     ["`kubernetes.dashboard`", "'headlamp'"]),
+     ["`kubernetes.dashboard`", "`grafana` is not a choice", "`headlamp`"]),
     ("fleet-name-with-slash", GOOD.replace("name: lab", "name: a/b"), 1, 7,
      ["`a/b` cannot name a fleet"]),
     ("non-scalar-key", GOOD + "? [a, b]\n: c\n", 8, 3, ["plain word"]),
@@ -205,15 +207,6 @@ nodes:
     fleet = parse_fleet(text.replace("defaults: &worker {role: worker}\n", "").replace(
         "*worker", "{role: worker}"))
     assert [n.address for n in fleet.nodes] == ["laperouse.local", "fd00::2"]
-
-
-def test_read_node_names_is_lenient(tmp_path: Path) -> None:
-    path = tmp_path / "fleet.yaml"
-    assert read_node_names(path) == []
-    path.write_text(GOOD.replace("name: laperouse", "name: Laperouse"))
-    assert read_node_names(path) == ["Laperouse", "black-pearl"]
-    path.write_text("nodes: [\n")
-    assert read_node_names(path) == []
 
 
 def test_node_lookup_and_selection() -> None:

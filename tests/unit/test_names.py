@@ -55,8 +55,11 @@ def test_asking_for_more_than_the_list_holds_is_a_clear_error() -> None:
         suggest_names(-1)
 
 
-def test_names_command_works_without_a_fleet_file(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["--fleet", str(tmp_path / "fleet.yaml"), "names"])
+def test_names_command_works_without_a_fleet_file(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./fleet.yaml, and none named
+    monkeypatch.delenv("PIFLEET_FLEET", raising=False)
+    result = CliRunner().invoke(cli, ["names"])
     assert result.exit_code == 0
     assert result.output == "laperouse\nblack-pearl\nfregate\n"
 

@@ -6,6 +6,7 @@ import importlib
 import sys
 
 import click
+from click.core import ParameterSource
 
 from pifleet import __version__
 from pifleet.cli.context import App, pass_app, run_guarded
@@ -52,9 +53,12 @@ class _LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, fleet_path: str, json_output: bool, verbose: int) -> None:
     """Turn a fleet of Raspberry Pis into a Kubernetes cluster."""
-    ctx.obj = App(fleet_path=fleet_path, json_output=json_output, verbose=verbose)
+    app = ctx.ensure_object(App)
+    app.fleet_path, app.json_output, app.verbose = fleet_path, json_output, verbose
+    app.fleet_given = ctx.get_parameter_source("fleet_path") is not ParameterSource.DEFAULT
 
 
 def main() -> None:
-    """Console-script entry point: exit 0 done, 1 a node or step failed, 2 bad input."""
+    """Console-script entry point: exit 0 done, 1 a node or step failed, 2 bad input,
+    130 interrupted."""
     sys.exit(run_guarded(cli))

@@ -7,15 +7,8 @@ import sys
 import click
 
 from pifleet.cli.context import App, pass_app
+from pifleet.cli.options import nodes_option, selected_names
 from pifleet.errors import BadInput
-
-
-def _node_list(value: str | None) -> list[str] | None:
-    return [n.strip() for n in value.split(",") if n.strip()] if value else None
-
-
-nodes_option = click.option("--nodes", "nodes", metavar="A,B",
-                            help="Only these nodes (comma-separated names).")
 
 
 @click.command()
@@ -28,7 +21,7 @@ nodes_option = click.option("--nodes", "nodes", metavar="A,B",
 @click.option("--print-password", "print_password", metavar="NODE",
               help="Print the password --harden set on NODE, and nothing else.")
 @pass_app
-def trust(app: App, nodes: str | None, harden: bool, ask_password: bool,
+def trust(app: App, nodes: tuple[str, ...] | None, harden: bool, ask_password: bool,
           print_password: str | None) -> int:
     """First contact: install the fleet key, pin host keys, passwordless sudo."""
     from pifleet.remote.secrets import require_secret
@@ -42,7 +35,7 @@ def trust(app: App, nodes: str | None, harden: bool, ask_password: bool,
         click.echo(require_secret(fleet, print_password, PASSWORD_SECRET,
                                   "run `pifleet trust --harden` first"))
         return 0
-    selected = fleet.select(_node_list(nodes))
+    selected = fleet.select(selected_names(nodes))
     # A password is needed only for nodes that do not have the fleet key yet; without a
     # terminal to ask on, those nodes fail with an authentication error that says so.
     password = None
@@ -61,19 +54,22 @@ def trust(app: App, nodes: str | None, harden: bool, ask_password: bool,
 @click.option("--timeout", type=float, help="Give up on a node after this many seconds.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_app
-def run(app: App, nodes: str | None, timeout: float | None, command: tuple[str, ...]) -> int:
+def run(app: App, nodes: tuple[str, ...] | None, timeout: float | None,
+        command: tuple[str, ...]) -> int:
     """Run a shell command line on nodes in parallel: `pifleet run -- CMD`.
 
     Each output line is printed whole as `NAME: line`. Exit status 1 if any node failed.
     """
     from pifleet.remote.command import run_command
+    from pifleet.remote.hostkeys import require_trusted
     from pifleet.ui.summary import print_summary
 
     line = " ".join(command).strip()
     if not line:
         raise BadInput("run: no command given (usage: pifleet run -- CMD)")
     fleet = app.fleet
-    selected = fleet.select(_node_list(nodes))
+    selected = fleet.select(selected_names(nodes))
+    require_trusted(fleet, selected)
     with app.emitter(log_name=fleet.name, show_steps=False) as emit:
         result = run_command(fleet, selected, line, emit, timeout=timeout)
     if result.failed:

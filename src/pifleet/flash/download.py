@@ -16,7 +16,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from pifleet.errors import BadInput
+from pifleet.errors import BadInput, describe
 
 BLOCK = 1024 * 1024
 TIMEOUT = 60
@@ -52,7 +52,7 @@ def fetch_text(url: str, limit: int = 1 << 20) -> str:
         with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
             return response.read(limit).decode(errors="replace")
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        raise BadInput(f"{url}: cannot download: {exc}") from exc
+        raise BadInput(f"{url}: cannot download: {_reason(exc, url)}") from exc
 
 
 def checksum_from(text: str, file_name: str) -> str:
@@ -125,7 +125,7 @@ def _fetch(url: str, part: Path, progress: Progress | None) -> str:
             return _hash_file(part, digest)
         raise BadInput(f"{url}: download failed: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        raise BadInput(f"{url}: download failed: {_reason(exc)}") from exc
+        raise BadInput(f"{url}: download failed: {_reason(exc, url)}") from exc
     with response:
         resumed = have and response.status == 206
         mode = "ab" if resumed else "wb"
@@ -154,7 +154,7 @@ def _fetch(url: str, part: Path, progress: Progress | None) -> str:
         except (OSError, http.client.HTTPException) as exc:
             # A cut chunked response raises IncompleteRead, an HTTPException and no OSError;
             # what arrived stays in the .part file for the next run to resume from.
-            raise BadInput(f"{url}: download interrupted ({_reason(exc)}); run again to "
+            raise BadInput(f"{url}: download interrupted ({_reason(exc, url)}); run again to "
                            f"resume") from exc
         if total is not None and done != total:
             raise BadInput(f"{url}: download ended at {done} of {total} bytes; run again to "
@@ -162,13 +162,40 @@ def _fetch(url: str, part: Path, progress: Progress | None) -> str:
     return digest.hexdigest()
 
 
-def _reason(exc: BaseException) -> str:
-    """One line for the user; IncompleteRead's own text is a byte count without context."""
+def _reason(exc: BaseException, url: str) -> str:
+    """One line in pifleet's words: urllib's own reads `<urlopen error [Errno -2] ...>`, and
+    IncompleteRead's is a byte count without context. The error itself stays for `-v`."""
     import http.client
+    import socket
+    import ssl
+    import urllib.error
 
     if isinstance(exc, http.client.IncompleteRead):
         return f"connection closed after {len(exc.partial)} bytes of a block"
-    return str(exc) or type(exc).__name__
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
+        exc = exc.reason
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or url
+    where = f"{host}:{parts.port}" if parts.port else host
+    if isinstance(exc, socket.gaierror):
+        return f"name resolution failed for {host}; check the URL or the network"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return f"no answer from {where} within {TIMEOUT} s; check the URL or the network"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"{where} refused the connection; check the URL (and its port)"
+    if isinstance(exc, ConnectionResetError):
+        return f"{where} closed the connection; run again to resume"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"the TLS certificate of {host} is not trusted ({exc.verify_message})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS with {where} failed ({exc.reason or exc})"
+    if isinstance(exc, OSError):
+        return f"cannot reach {where}: {describe(exc)}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    return describe(exc)
 
 
 def _hash_file(path: Path, digest: hashlib._Hash) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def resolve(image: str, sha256: str | None = None, *, cache: Path | None = None,
     path = Path(image).expanduser()
     if not path.exists():
         catalog.get(image)  # raises, listing the catalog
+    _require_regular_file(path)
     info = inspect(path)
     if sha256:
         actual = download.file_sha256(path, progress)
@@ -63,3 +65,16 @@ def resolve(image: str, sha256: str | None = None, *, cache: Path | None = None,
             raise BadInput(f"{path}: SHA-256 is {actual}, expected {sha256}; nothing was "
                            f"written")
     return Source(path, info, str(path), sha256)
+
+
+def _require_regular_file(path: Path) -> None:
+    """BadInput saying what `path` is when it is not an image file (a folder, a disk...)."""
+    mode = path.stat().st_mode
+    if stat.S_ISREG(mode):
+        return
+    what = ("a directory" if stat.S_ISDIR(mode) else "a block device (a disk, not an image "
+            "file)" if stat.S_ISBLK(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+    raise BadInput(f"{path}: is {what}; give an image file (.img, .img.xz, .zip, ...), an "
+                   "http(s) URL or a catalog name")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pifleet.fleet.model import KubernetesSettings
-from pifleet.fleet.names import suggest_names
+from pifleet.fleet.names import is_hostname_label, suggest_names
 
 Loc = tuple[str | int, ...]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -84,20 +84,29 @@ def _duplicates(nodes: list[tuple[int, dict[str, Any]]], key: str) -> Iterator[F
                       f": {advice}")
 
 
+def _label(node: dict[str, Any], index: int) -> str:
+    """The node's name where it is a valid one, else `nodes[i]`: advice never repeats a name
+    that is itself wrong (`under Black_Pearl`)."""
+    name = _text(node, "name")
+    return name if name and is_hostname_label(name) else f"nodes[{index}]"
+
+
 def _control_plane(nodes: list[tuple[int, dict[str, Any]]]) -> Iterator[Finding]:
-    planes = [(i, node) for i, node in nodes if node.get("role") == "control-plane"]
+    # `master` (the practical's word) is reported on its own line as "use control-plane"; it
+    # still counts as the user's choice of control plane here, so no second complaint.
+    planes = [(i, node) for i, node in nodes
+              if node.get("role") == "control-plane"
+              or (isinstance(node.get("role"), str) and node["role"].lower() == "master")]
     if nodes and not planes:
         i, node = nodes[0]
-        name = _text(node, "name") or "the first node"
         yield Finding(("nodes",), f"no node has `role: control-plane`: add it to exactly one "
-                      f"node, e.g. `role: control-plane` under {name}", at_key=True)
+                      f"node, e.g. `role: control-plane` under {_label(node, i)}", at_key=True)
     if len(planes) > 1:
-        first = _text(planes[0][1], "name") or f"nodes[{planes[0][0]}]"
+        first = _label(planes[0][1], planes[0][0])
         for i, node in planes[1:]:
-            name = _text(node, "name") or f"nodes[{i}]"
-            yield Finding(("nodes", i, "role"), f"{name} is a second control-plane node (the "
-                          f"first is {first}): pifleet builds one control plane, so write "
-                          "`role: worker` here")
+            yield Finding(("nodes", i, "role"), f"{_label(node, i)} is a second control-plane "
+                          f"node (the first is {first}): pifleet builds one control plane, so "
+                          "write `role: worker` here")
 
 
 def _network(kubernetes: dict[str, Any], key: str) -> Network | None:

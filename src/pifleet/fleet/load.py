@@ -92,21 +92,6 @@ def parse_fleet(text: str, path: Path | str = "fleet.yaml") -> Fleet:
     return fleet
 
 
-def read_node_names(path: Path | str) -> list[str]:
-    """The node names a fleet file lists, read leniently: [] when it is missing or unreadable.
-
-    Used to avoid suggesting names already taken, even while the file is still being written.
-    """
-    try:
-        data = read_yaml(Path(path).read_text(encoding="utf-8"), _wants_text).data
-    except (OSError, UnicodeDecodeError):
-        return []
-    nodes = data.get("nodes") if isinstance(data, dict) else None
-    if not isinstance(nodes, list):
-        return []
-    return [n["name"] for n in nodes if isinstance(n, dict) and isinstance(n.get("name"), str)]
-
-
 def _unwrap(annotation: Any) -> Any:
     """`X | None` -> X."""
     if get_origin(annotation) in (Union, types.UnionType):
@@ -166,18 +151,51 @@ def _model_problem(error: Any, positions: Positions) -> FleetProblem:
         where = positions.of_value(loc[:-1])
         place = f" in `{_dotted(loc[:-1])}`" if len(loc) > 1 else ""
         message = f"`{key}` is missing{place}: add e.g. `{example or key + ': ...'}`"
+    elif kind == "fleet_value":
+        where = positions.of_value(loc)
+        message = f"`{_dotted(loc)}`: {error['msg']}"
     else:
         where = positions.of_value(loc)
-        if kind in ("model_type", "model_attributes_type", "dict_type"):
-            what = "should be a map of keys"
-        elif kind == "list_type":
-            what = "should be a list"
-        else:
-            what = error["msg"]
-        message = f"`{_dotted(loc)}`: {what}"
-        if kind != "fleet_value" and example:
+        message = f"`{_dotted(loc)}`: {_what_is_wrong(error, loc, key)}"
+        if example and error["type"] != "literal_error":
             message += f": write e.g. `{example}`"
-        elif kind == "fleet_value":
-            message = f"`{_dotted(loc)}`: {error['msg']}"
     line, column = where or (None, None)
     return FleetProblem(line, column, message)
+
+
+def _what_is_wrong(error: Any, loc: Loc, key: str) -> str:
+    """What is wrong with a value, in pifleet's words (pydantic's own say `Input should ...`).
+
+    The value itself is quoted only for keys whose values are never secret.
+    """
+    kind, value, bounds = error["type"], error.get("input"), error.get("ctx") or {}
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "should be a map of keys"
+    if kind == "list_type":
+        return "should be a list"
+    if kind == "literal_error":
+        choices = [f"`{c}`" for c in get_args(_annotation_at(loc))]
+        if key == "role" and isinstance(value, str) and value.lower() == "master":
+            # The practical (and kubeadm before 1.20) call the control plane "master".
+            return "`master` is the old name of the control plane: use `role: control-plane`"
+        shown = f"`{value}`" if isinstance(value, str) else "this value"
+        if len(choices) == 1:
+            return f"{shown} is not supported: pifleet knows only {choices[0]}"
+        return f"{shown} is not a choice: write one of {', '.join(choices)}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return "should be a whole number"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"should be at least {bounds.get('ge', bounds.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"should be at most {bounds.get('le', bounds.get('lt'))}"
+    if kind.startswith("ip_v4_network"):
+        shown = f"`{value}`" if isinstance(value, str) else "this value"
+        return (f"{shown} is not an IPv4 network (its first address, `/`, a prefix length from "
+                "0 to 32)")
+    if kind in ("string_type", "path_type"):
+        if value is None:
+            return "is empty"
+        what = "a file path" if kind == "path_type" else "text"
+        return f"should be {what}" + (", not a list or a map"
+                                       if isinstance(value, list | dict) else "")
+    return "has a value pifleet cannot use"

@@ -259,9 +259,12 @@ class Fleet(_Strict):
                        f"(nodes: {', '.join(n.name for n in self.nodes)})")
 
     def select(self, names: list[str] | None) -> list[Node]:
-        """The nodes named (all when `names` is empty or None), in fleet order."""
-        if not names:
+        """The nodes named (all when `names` is None), in fleet order; BadInput for an unknown
+        name or an empty list (an empty selection never means every node)."""
+        if names is None:
             return list(self.nodes)
+        if not names:
+            raise BadInput(f"{self.path}: no node selected")
         wanted = {self.node(n).name for n in names}
         return [n for n in self.nodes if n.name in wanted]
 

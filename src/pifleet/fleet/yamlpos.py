@@ -53,18 +53,39 @@ class YamlDocument:
 
 def read_yaml(text: str, wants_text: WantsText = lambda loc: False) -> YamlDocument:
     """Read one YAML document. A syntax error gives data None and one problem."""
-    loader = yaml.SafeLoader(text)
     doc = YamlDocument(None, Positions(), [])
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # checks the characters at once
         root = loader.get_single_node()
         if root is not None:
             doc.data = _Walker(loader, doc, wants_text).value(root, ())
     except yaml.MarkedYAMLError as exc:
         doc.data = None
         doc.problems = [_syntax_problem(exc)]
+    except yaml.reader.ReaderError as exc:
+        doc.data = None
+        doc.problems = [_character_problem(text, exc)]
+    except (RecursionError, _TooLarge):
+        # Aliases can nest a document into itself or multiply it: a fleet file never needs that.
+        doc.data, doc.positions = None, Positions()
+        doc.problems = [FleetProblem(1, 1, f"the YAML expands to more than {MAX_VALUES} values "
+                                     "or nests too deeply (aliases such as `*name` inside "
+                                     "themselves?): a fleet file is a few levels of keys and "
+                                     "lists")]
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return doc
+
+
+def _character_problem(text: str, exc: yaml.reader.ReaderError) -> FleetProblem:
+    before = text[:exc.position]
+    line = before.count("\n") + 1
+    column = exc.position - (before.rfind("\n") + 1) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+    return FleetProblem(line, column, f"character U+{code:04X} is not allowed in YAML (a "
+                        "control character or a stray byte): delete it or retype the line")
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError) -> FleetProblem:
@@ -80,6 +101,14 @@ def _syntax_problem(exc: yaml.MarkedYAMLError) -> FleetProblem:
     return FleetProblem(line, column, f"YAML syntax: {what}: {hint}")
 
 
+# Far more than a fleet of 244 nodes with every setting written out.
+MAX_VALUES = 100_000
+
+
+class _TooLarge(Exception):
+    """The document expands past MAX_VALUES values."""
+
+
 class _Walker:
     """Turns composed nodes into plain data while recording positions and duplicates."""
 
@@ -87,8 +116,12 @@ class _Walker:
         self.loader = loader
         self.doc = doc
         self.wants_text = wants_text
+        self.count = 0
 
     def value(self, node: yaml.Node, loc: Loc) -> Any:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _TooLarge
         self.doc.positions.values[loc] = _at(node.start_mark)
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, loc)

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import paramiko
 
-from pifleet.errors import Failed
+from pifleet.errors import BadInput, Failed
 from pifleet.files import atomic_write, locked
+from pifleet.fleet import Fleet, Node
 
 
 class HostKeyChanged(Failed):
@@ -107,3 +108,21 @@ def _pin_locked(node: str, name: str, key: paramiko.PKey, known_hosts: Path) -> 
     lines += f"{name} {key.get_name()} {key.get_base64()}\n"
     atomic_write(known_hosts, lines, mode=0o600)
     return PinResult(True, fingerprint(key))
+
+
+def untrusted(fleet: Fleet, nodes: list[Node]) -> list[Node]:
+    """The nodes with no host key pinned in the fleet's known_hosts: `trust` has not reached
+    them yet. (The fleet key alone proves nothing: a `trust` that reached no node makes it.)"""
+    from pifleet.remote.targets import node_port
+
+    known_hosts = fleet.resolve(fleet.ssh.known_hosts)
+    return [n for n in nodes if not pinned_types(known_hosts, n.address, node_port(fleet, n))]
+
+
+def require_trusted(fleet: Fleet, nodes: list[Node]) -> None:
+    """BadInput, before any node is contacted, when some of `nodes` are not trusted yet."""
+    missing = untrusted(fleet, nodes)
+    if missing:
+        names = ", ".join(n.name for n in missing)
+        raise BadInput(f"{names}: not trusted yet (no host key pinned in "
+                       f"{fleet.resolve(fleet.ssh.known_hosts)}): run `pifleet trust` first")
