@@ -14,6 +14,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from pifleet.errors import BadInput
 from pifleet.events import Emitter, Status
 from pifleet.fleet import load_fleet
 from pifleet.sandbox import Sandbox, down, list_sandboxes, up
@@ -227,5 +228,6 @@ def test_down_after_a_crash_leaves_nothing(
         down(directory, Emitter())
     assert sandbox_leftovers(directory, info.ident, inodes) == []
     assert not directory.exists()
-    # Again: nothing to do, nothing fails.
-    assert down(directory, Emitter()) is False
+    # Again: nothing is there any more, which a mistyped folder must not hide.
+    with pytest.raises(BadInput, match="no sandbox here"):
+        down(directory, Emitter())

@@ -23,5 +23,6 @@ def test_down_in_a_real_fleet_folder_keeps_the_fleet_and_its_key(tmp_path: Path)
     key.write_text("not really a key\n")
     result = subprocess.run([sys.executable, "-m", "pifleet", "sandbox", "down", "--dir",
                              str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2, result.stderr  # no sandbox here: bad input, nothing touched
+    assert "no sandbox here" in result.stderr
     assert fleet.exists() and key.exists()

@@ -50,3 +50,21 @@ def test_node_logs_one_file_per_node(tmp_path) -> None:  # type: ignore[no-untyp
     logs(Event(None, "trust", "fleet key", Status.OK))
     assert "run/command ok 1.00s: exit status 0" in (tmp_path / "team1/laperouse.log").read_text()
     assert (tmp_path / "team1/_local.log").exists()
+
+
+def test_node_logs_keep_events_not_output_and_no_credentials(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    token = "abcdef.0123456789abcdef"
+    logs = NodeLogs("team1", root=tmp_path)
+    logs(Event("laperouse", "join", "command", Status.OUTPUT,
+               message=f"kubeadm join 10.0.0.1:6443 --token {token}"))
+    logs(Event("laperouse", "join", "token", Status.FAILED,
+               message=f"kubeadm join 10.0.0.1:6443 --token {token} --discovery-token-ca-cert-"
+                       "hash sha256:00ff | exit status 1"))
+    logs(Event("laperouse", "run", "command", Status.FAILED,
+               message="-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNz\n"
+                       "-----END OPENSSH PRIVATE KEY-----, token: s3cr3t, password=hypriot"))
+    text = (tmp_path / "team1/laperouse.log").read_text()
+    assert token not in text and "b3BlbnNz" not in text and "s3cr3t" not in text
+    assert "hypriot" not in text
+    assert "join/token failed" in text and "sha256:00ff" in text  # the event itself stays
+    assert "join/command output" not in text

@@ -1,4 +1,4 @@
-"""`pifleet sandbox up|down|list`: virtual Raspberry Pis on this machine (Linux, root)."""
+"""`pifleet sandbox up|down|list|restart`: virtual Raspberry Pis on this machine (Linux, root)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pifleet.cli.context import App, pass_app
+from pifleet.cli.options import nodes_option, selected_names
 
 DEFAULT_DIR = "pifleet-sandbox"
 dir_option = click.option("--dir", "directory", type=click.Path(file_okay=False),
@@ -65,8 +66,29 @@ def down(app: App, directory: str) -> int:
         removed = core.down(Path(directory), emit)
     if not app.json_output:
         app.console.print(Text(f"sandbox in {Path(directory).absolute()}: "
-                               + ("removed" if removed else "nothing was there"),
+                               + ("removed" if removed else "nothing left to remove"),
                                style="green"), soft_wrap=True, highlight=False)
+    return 0
+
+
+@sandbox.command()
+@dir_option
+@nodes_option
+@pass_app
+def restart(app: App, directory: str, nodes: tuple[str, ...] | None) -> int:
+    """Power-cycle nodes (all by default) and wait for SSH: brings back a node whose sshd or
+    other services were stopped."""
+    from pifleet import sandbox as core
+
+    with app.emitter() as emit:
+        info = core.restart(Path(directory), selected_names(nodes), emit)
+    chosen = selected_names(nodes) or info.node_names
+    if app.json_output:
+        click.echo(json.dumps({"fleet": str(info.fleet_path), "restarted": chosen}))
+    else:
+        app.console.print(Text(f"sandbox in {info.directory}: restarted {', '.join(chosen)}; "
+                               "SSH answers on every node", style="green"),
+                          soft_wrap=True, highlight=False)
     return 0
 
 

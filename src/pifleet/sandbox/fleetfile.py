@@ -26,13 +26,18 @@ def is_ours(path: Path) -> bool:
         return False
 
 
+def fleet_name(ident: str) -> str:
+    """The name of the fleet a sandbox's fleet file describes (it names its log folder)."""
+    return f"sandbox-{ident}"
+
+
 def fleet_data(sandbox: Sandbox, mirror: str | None) -> dict[str, Any]:
     """The fleet file's content as plain data."""
     # The stand-in's repository is served from DIR/packages, laid out like pkgs.k8s.io, so
     # only the host part of the URLs differs from the real ones.
     repository, key = repository_templates(sandbox.packages_url)
     return {
-        "name": f"sandbox-{sandbox.ident}",
+        "name": fleet_name(sandbox.ident),
         "nodes": [{"name": n.name, "address": n.address, "role": n.role}
                   for n in sandbox.nodes],
         "ssh": {"user": sandbox.ssh_user, "password": sandbox.ssh_password},
@@ -54,5 +59,5 @@ def render(sandbox: Sandbox, mirror: str | None) -> str:
 
 
 def write(sandbox: Sandbox, mirror: str | None) -> None:
-    """Write DIR/fleet.yaml."""
-    write_file(sandbox.fleet_path, render(sandbox, mirror), 0o644)
+    """Write DIR/fleet.yaml, readable by its owner only: it holds the nodes' password."""
+    write_file(sandbox.fleet_path, render(sandbox, mirror), 0o600)

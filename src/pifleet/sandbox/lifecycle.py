@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import signal
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -47,9 +48,12 @@ from pifleet.sandbox import (
 from pifleet.sandbox.addresses import MAX_NODES, Plan, choose_slot
 from pifleet.sandbox.naming import Names
 from pifleet.sandbox.runtime import (
+    BOOT_SECONDS,
     PHASE,
     console_tail,
     nodes_on_machine,
+    ssh_banner,
+    still_booting,
     supervisor_config,
     supervisor_pid,
     wait_ssh,
@@ -64,6 +68,11 @@ from pifleet.sandbox.state import (
     state_dir,
 )
 from pifleet.sandbox.supervisor import NodeRun
+
+# A running node whose sshd does not answer within this, and whose systemd is no longer
+# starting, is restarted by `up`; `restart` gives each node this long to shut down cleanly.
+SSH_GRACE_SECONDS = 3.0
+SHUTDOWN_SECONDS = 20.0
 
 
 def _prune_registry(emit: Emitter) -> None:
@@ -144,6 +153,52 @@ def up(directory: Path, count: int, arch: str = "native", emit: Emitter | None =
         return _up_locked(directory, count, deb_arch, mirror, created, emit)
 
 
+def restart(directory: Path, nodes: list[str] | None = None,
+            emit: Emitter | None = None) -> Sandbox:
+    """Power-cycle nodes of the sandbox in `directory` (all when `nodes` is None), then
+    converge the rest as `up` does and wait for SSH.
+
+    Brings back a node whose services were stopped (sshd, say). BadInput before touching
+    anything when there is no sandbox there or a name is not one of its nodes.
+    """
+    emit = emit or Emitter()
+    hostcheck.require_root("restart")
+    directory = Path(directory).absolute()
+    record = load(directory)
+    if record is None:
+        raise BadInput(f"{directory}: no sandbox here (no {state_dir(directory).name}/"
+                       "state.json): `pifleet sandbox up --dir DIR` makes one; "
+                       "`pifleet sandbox list` shows those on this machine")
+    unknown = [n for n in nodes or [] if n not in record.nodes]
+    if unknown:
+        raise BadInput(f"the sandbox in {directory} has no node {', '.join(unknown)} "
+                       f"(its nodes: {', '.join(record.nodes)})")
+    try:
+        mirror = sources.host_mirror()
+    except LookupError as exc:
+        raise BadInput(str(exc)) from exc
+    hostcheck.ensure_sbin_on_path()
+    with registry.dir_lock(state_dir(directory)):
+        record = load(directory) or record
+        chosen = nodes if nodes is not None else list(record.nodes)
+        with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
+            list(pool.map(lambda name: _power_off(record, name, emit), chosen))
+        return _up_locked(directory, len(record.nodes), record.arch, mirror, False, emit)
+
+
+def _power_off(record: Record, name: str, emit: Emitter) -> None:
+    """Shut one node down (cleanly if it lets us within a bounded time) and end what it left."""
+    directory = Path(record.directory)
+    with emit.step(name, PHASE, "power off") as step:
+        pid = supervisor_pid(directory, name)
+        # nspawn turns the supervisor's SIGTERM into an orderly shutdown of the node.
+        hard = processes.stop([pid], timeout=SHUTDOWN_SECONDS) if pid else []
+        left = _kill_node_processes(directory, record.names, record.nodes.index(name), name)
+        step.changed = bool(pid or left)
+        step.message = ("was not running" if not pid else "killed after "
+                        f"{SHUTDOWN_SECONDS} s" if hard else "shut down")
+
+
 def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, created: bool,
                emit: Emitter) -> Sandbox:
     record = load(directory)  # again, under the lock
@@ -207,7 +262,7 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(start, range(len(sandbox.nodes))))
 
-    timeout = 90 + 3 * len(sandbox.nodes)
+    timeout = BOOT_SECONDS + 3 * len(sandbox.nodes)
 
     def wait(index: int) -> None:
         node = sandbox.nodes[index]
@@ -232,7 +287,8 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
         first = sorted(failed)[0]
         raise Failed(f"sandbox nodes did not come up: {', '.join(sorted(failed))} "
                      f"({first}: {failed[first]}; console logs under "
-                     f"{state_dir(directory) / 'nodes'})")
+                     f"{state_dir(directory) / 'nodes'}); to try again: pifleet sandbox "
+                     f"restart --dir {directory} --nodes {','.join(sorted(failed))}")
     return sandbox
 
 
@@ -242,8 +298,13 @@ def _start_node(record: Record, sandbox: Sandbox, index: int, password_hash: str
     node = sandbox.nodes[index]
     names = record.names
     if supervisor_pid(directory, node.name):
-        emit.emit(node.name, PHASE, "boot", Status.SKIPPED, message="already running")
-        return
+        if _answers_or_still_booting(directory, node.name, node.address):
+            emit.emit(node.name, PHASE, "boot", Status.SKIPPED, message="already running")
+            return
+        emit.emit(node.name, PHASE, "ssh", Status.INFO, changed=True,
+                  message=f"sshd on {node.address} does not answer although the node runs: "
+                  "restarting the node")
+        _power_off(record, node.name, emit)
     with emit.step(node.name, PHASE, "prepare") as step:
         leftovers = _kill_node_processes(directory, names, index, node.name)
         cgroups.remove_node(node.netns)
@@ -271,6 +332,17 @@ def _start_node(record: Record, sandbox: Sandbox, index: int, password_hash: str
         pid = processes.spawn(argv, ndir / "console.log", pid_file=ndir / "supervisor.pid")
         step.changed = True
         step.message = f"supervisor pid {pid}"
+
+
+def _answers_or_still_booting(directory: Path, name: str, address: str) -> bool:
+    """Whether a running node's sshd answers, or the node is still booting (then the wait
+    for SSH that follows gives it time)."""
+    deadline = time.monotonic() + SSH_GRACE_SECONDS
+    while time.monotonic() < deadline:
+        if ssh_banner(address):
+            return True
+        time.sleep(0.5)
+    return still_booting(directory, name)
 
 
 def _report_strays(record: Record, emit: Emitter) -> None:

@@ -10,8 +10,9 @@ import shutil
 import signal
 from pathlib import Path
 
-from pifleet.errors import Failed
+from pifleet.errors import BadInput, Failed
 from pifleet.events import Emitter
+from pifleet.fleet.logs import log_dir
 from pifleet.sandbox import (
     cgroups,
     emulation,
@@ -48,10 +49,27 @@ def down(directory: Path, emit: Emitter | None = None) -> bool:
     names = Names.for_dir(directory)
     record = load(directory)
     sdir = state_dir(directory)
+    if record is None and not _traces(directory, names):
+        # A mistyped folder must not look like a successful `down`.
+        raise BadInput(f"{directory}: no sandbox here, nor anything left of one on this "
+                       "machine: nothing to remove (`pifleet sandbox list` shows the "
+                       "sandboxes)")
     if sdir.is_dir():
         with registry.dir_lock(sdir):
             return _down_locked(directory, names, record, emit)
     return _down_locked(directory, names, record, emit)
+
+
+def _traces(directory: Path, names: Names) -> bool:
+    """Whether anything of a sandbox of `directory` exists: its files, host objects or logs."""
+    sdir = state_dir(directory)
+    return bool(
+        sdir.exists() or fleetfile.is_ours(directory / FLEET_FILE)
+        or any(e.ident == names.ident for e in registry.entries())
+        or processes.find(str(sdir) + "/") or network.stray_netns(names)
+        or network.stray_links(names) or names.bridge in network.link_names()
+        or names.rule_tag in run(["iptables", "-w", "-S"], check=False).stdout
+        or log_dir(fleetfile.fleet_name(names.ident)).exists())
 
 
 def _down_locked(directory: Path, names: Names, record: Record | None, emit: Emitter) -> bool:
@@ -127,6 +145,12 @@ def _down_locked(directory: Path, names: Names, record: Record | None, emit: Emi
                 else:
                     path.unlink()
                 gone.append(path.name)
+        # The logs of the sandbox's fleet: its nodes are gone, and the logs may hold what
+        # only those nodes should have known.
+        logs = log_dir(fleetfile.fleet_name(names.ident))
+        if logs.is_dir():
+            shutil.rmtree(logs)
+            gone.append(str(logs))
         if record and record.created_dir and directory.is_dir() and not any(directory.iterdir()):
             directory.rmdir()
             gone.append(str(directory))

@@ -7,9 +7,9 @@ from rich.console import Console
 from pifleet.events import Emitter
 from pifleet.ui.jsonlines import JsonLines
 from pifleet.ui.live import LiveDisplay
-from pifleet.ui.logfiles import NodeLogs, state_dir
+from pifleet.ui.logfiles import NodeLogs
 
-__all__ = ["JsonLines", "LiveDisplay", "NodeLogs", "make_emitter", "state_dir"]
+__all__ = ["JsonLines", "LiveDisplay", "NodeLogs", "make_emitter"]
 
 
 def make_emitter(progress: Console, output: Console, *, json_output: bool, verbose: int = 0,
