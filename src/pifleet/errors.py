@@ -31,13 +31,21 @@ class Failed(PifleetError):
 # Terminal escape sequences (colours, cursor moves) and other control characters: text from a
 # node's console or a library must not repaint the user's terminal or break a JSON reader.
 _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)?|\x1b.?")
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Includes what Python's splitlines() takes for a line break (\x1c-\x1e, \x85, U+2028/9).
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROLS_AND_NEWLINES = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def plain_text(text: str) -> str:
-    """`text` without terminal escape sequences; other control characters shown as `\\xNN`."""
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def plain_text(text: str, *, one_line: bool = False) -> str:
+    """`text` without terminal escape sequences; other control characters shown as `\\xNN`
+    (newlines too with `one_line`)."""
     text = _ESCAPES.sub("", text)
-    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return (_CONTROLS_AND_NEWLINES if one_line else _CONTROLS).sub(_escaped, text)
 
 
 def describe(exc: BaseException) -> str:

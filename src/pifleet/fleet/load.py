@@ -7,6 +7,7 @@ what is wrong: what to write instead`.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import types
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
@@ -122,7 +123,8 @@ def _wants_text(loc: Loc) -> bool:
     annotation = _annotation_at(loc)
     if get_origin(annotation) is Literal:
         return all(isinstance(a, str) for a in get_args(annotation))
-    return annotation in (str, Path)
+    # A network written as `yes` or `5` stays text, and is then refused as no network.
+    return annotation in (str, Path, ipaddress.IPv4Network)
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
@@ -183,6 +185,10 @@ def _what_is_wrong(error: Any, loc: Loc, key: str) -> str:
             return f"{shown} is not supported: pifleet knows only {choices[0]}"
         return f"{shown} is not a choice: write one of {', '.join(choices)}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
+        if isinstance(value, bool):
+            return "should be a whole number, not yes/no"
+        if isinstance(value, str) and value.strip().isdigit():
+            return "should be a whole number written without quotes"
         return "should be a whole number"
     if kind in ("greater_than_equal", "greater_than"):
         return f"should be at least {bounds.get('ge', bounds.get('gt'))}"

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from pydantic_core import PydanticCustomError
 
-from pifleet.errors import BadInput
+from pifleet.errors import BadInput, plain_text
 from pifleet.fleet.names import is_hostname_label
 
 DEFAULT_PACKAGE_REPOSITORY = "https://pkgs.k8s.io/core:/stable:/v{minor}/deb/"
@@ -99,7 +99,8 @@ class SSHSettings(_Strict):
     """How pifleet reaches every node. HypriotOS defaults: user pirate, password hypriot."""
 
     user: str = "pirate"
-    port: int = Field(22, ge=1, le=65535)
+    # strict: YAML reads `port: yes` as True, which would otherwise pass as port 1.
+    port: int = Field(22, ge=1, le=65535, strict=True)
     private_key: Path = Path(STATE_DIR) / "id_ed25519"
     known_hosts: Path = Path(STATE_DIR) / "known_hosts"
     # Used once, by `trust`, for first contact. None: ask for it.
@@ -110,7 +111,7 @@ class NodeSSH(_Strict):
     """Per-node overrides of the fleet's SSH settings."""
 
     user: str | None = None
-    port: int | None = Field(None, ge=1, le=65535)
+    port: int | None = Field(None, ge=1, le=65535, strict=True)
     private_key: Path | None = None
     password: str | None = None
 
@@ -284,7 +285,8 @@ class FleetProblem:
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
-        return f"{where}: {self.message}"
+        # One line each, whatever the file held: a key may contain a newline or an escape code.
+        return plain_text(f"{where}: {self.message}", one_line=True)
 
 
 class FleetFileError(BadInput):
