@@ -34,7 +34,7 @@ FLEET_FILES = {
     "empty": "",
     "invalid": "name: guard\nnodes:\n  - {name: Black_Pearl, address: 10.0.0.1, role: master}\n",
 }
-NODE_SITUATIONS = ("untrusted", "closed-port")
+NODE_SITUATIONS = ("untrusted", "closed-port", "broken-known-hosts")
 SELECTIONS = {"nodes-empty": "", "nodes-unknown": "nosuch", "nodes-empty-name": f"{NODE},"}
 COMMANDS = leaf_commands()
 WORKS_WITHOUT_A_FLEET = {("devices",), ("sandbox", "list")}
@@ -65,9 +65,16 @@ def make_case(path: Path_, situation: str, ws: Workspace, as_json: bool) -> Case
     ws.fleet.write_text(fleet_text(["127.0.0.1"], port=port))
     if situation != "untrusted":
         pin_keys(ws, ["127.0.0.1"], port)
+    if situation == "broken-known-hosts":
+        known = ws.dir / ".pifleet" / "known_hosts"
+        known.write_text(known.read_text() + "127.0.0.2 ssh-ed25519 AAAA!!not-base64\n")
     if situation in SELECTIONS:
         return Case(path, situation, with_nodes(args, SELECTIONS[situation]), ws, {2},
                     ["--nodes", "nosuch", str(ws.dir)], as_json)
+    if situation == "broken-known-hosts" and talks_to_nodes(path):
+        # trust may stop before contacting (2) or fail on the node (1); the others refuse.
+        expect = {1, 2} if path == ("trust",) else {2}
+        return Case(path, situation, args, ws, expect, ["known_hosts", NODE], as_json)
     if talks_to_nodes(path):
         # Not trusted yet is bad input (nothing contacted), except for trust, which contacts.
         expect = {2} if situation == "untrusted" and path != ("trust",) else {1}

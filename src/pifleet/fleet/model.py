@@ -75,8 +75,8 @@ def check_url_template(template: str) -> str:
     try:
         fields = {field for _, field, _, _ in string.Formatter().parse(template)
                   if field is not None}
-    except ValueError as exc:
-        raise _invalid(f"`{template}` has unbalanced braces ({exc}): write `{{minor}}` where "
+    except ValueError:
+        raise _invalid(f"`{template}` has unbalanced braces: write `{{minor}}` where "
                        "the Kubernetes minor version goes, e.g. "
                        f"`{DEFAULT_PACKAGE_REPOSITORY}`") from None
     others = sorted(fields - {"minor"})

@@ -116,13 +116,27 @@ def untrusted(fleet: Fleet, nodes: list[Node]) -> list[Node]:
     from pifleet.remote.targets import node_port
 
     known_hosts = fleet.resolve(fleet.ssh.known_hosts)
-    return [n for n in nodes if not pinned_types(known_hosts, n.address, node_port(fleet, n))]
+    try:
+        return [n for n in nodes
+                if not pinned_types(known_hosts, n.address, node_port(fleet, n))]
+    except (paramiko.hostkeys.InvalidHostKey, paramiko.SSHException, ValueError) as exc:
+        raise BadInput(f"{known_hosts}: a line is not in known_hosts form (a host, a key type, "
+                       "a base64 key): correct it, or remove the file and run `pifleet trust` "
+                       "again") from exc
 
 
 def require_trusted(fleet: Fleet, nodes: list[Node]) -> None:
-    """BadInput, before any node is contacted, when some of `nodes` are not trusted yet."""
+    """BadInput, before any node is contacted, when some of `nodes` are not trusted yet (no
+    pinned host key) or the key that logs in to them is missing."""
+    from pifleet.remote.targets import key_target
+
     missing = untrusted(fleet, nodes)
     if missing:
         names = ", ".join(n.name for n in missing)
         raise BadInput(f"{names}: not trusted yet (no host key pinned in "
                        f"{fleet.resolve(fleet.ssh.known_hosts)}): run `pifleet trust` first")
+    for node in nodes:
+        key = key_target(fleet, node).key
+        if key is not None and not key.exists():
+            raise BadInput(f"{node.name}: its SSH key {key} is missing: run `pifleet trust` "
+                           "again to install a new one (it logs in with the password once)")

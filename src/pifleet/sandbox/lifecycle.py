@@ -26,7 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pifleet.errors import BadInput, Failed
+from pifleet.errors import BadInput, Failed, describe
 from pifleet.events import Emitter, Status
 from pifleet.fleet.names import suggest_names
 from pifleet.sandbox import (
@@ -256,7 +256,7 @@ def _up_locked(directory: Path, count: int, arch: str, mirror: sources.Mirror, c
         try:
             _start_node(record, sandbox, index, password_hash, node_sources, apt_settings, emit)
         except Exception as exc:  # reported by its step; the other nodes go on
-            failed[node.name] = str(exc) or type(exc).__name__
+            failed[node.name] = describe(exc)
 
     # Two threads: key generation and process starts are CPU-bound on small machines.
     with ThreadPoolExecutor(max_workers=2) as pool:

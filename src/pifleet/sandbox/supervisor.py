@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 
+from pifleet.errors import describe
 from pifleet.sandbox import cgroups
 
 # systemd-nspawn's exit status when the container asked for a reboot.
@@ -108,7 +109,7 @@ class Supervisor:
         try:
             cgroups.enter(self.run.machine)
         except OSError as exc:
-            self._status("failed", message=f"cannot create the node's cgroup: {exc}")
+            self._status("failed", message=f"cannot create the node's cgroup: {describe(exc)}")
             return 1
         if subprocess.run(mount_argv(self.run), check=False).returncode != 0:
             self._status("failed", message="overlay mount failed")
