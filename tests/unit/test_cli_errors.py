@@ -66,8 +66,11 @@ def test_json_error_object_on_stdout(tmp_path: Path, args: list[str]) -> None:
 
 def test_json_error_object_after_a_node_failed(tmp_path: Path) -> None:
     (tmp_path / "fleet.yaml").write_text(GOOD)
+    from pifleet.fleet import load_fleet
+    from pifleet.remote.keys import ensure_key
+
+    ensure_key(load_fleet(tmp_path / "fleet.yaml"))  # trusted: key made, host keys pinned
     known = tmp_path / ".pifleet" / "known_hosts"
-    known.parent.mkdir()
     key = paramiko.ECDSAKey.generate()
     known.write_text("".join(f"[{a}]:1 {key.get_name()} {key.get_base64()}\n"
                              for a in ("127.0.0.1", "127.0.0.2")))
@@ -225,3 +228,33 @@ def test_download_errors_are_in_pifleet_words(tmp_path: Path, monkeypatch: pytes
     assert run_guarded(cli, ["flash", f"http://127.0.0.1:{port}/pi.img", out]) == 2
     err = capsys.readouterr().err
     assert f"127.0.0.1:{port} refused the connection" in err and "Errno" not in err
+
+
+def test_an_unexpected_error_is_one_line_and_details_come_with_v(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from pifleet.cli import cli
+    from pifleet.cli.context import run_guarded
+
+    def broken(*args: object, **kwargs: object) -> list[str]:
+        raise RuntimeError("something pifleet did not expect")
+
+    monkeypatch.setattr("pifleet.cli.names.suggest_names", broken)
+    monkeypatch.chdir(tmp_path)
+    assert run_guarded(cli, ["--json", "names"]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "internal error" in captured.err
+    assert json.loads(captured.out.splitlines()[-1])["exit_code"] == 1
+    assert run_guarded(cli, ["-v", "names"]) == 1
+    assert "underlying error: builtins.RuntimeError: something pifleet did not expect (at " \
+        in capsys.readouterr().err
+
+
+def test_os_errors_read_as_plain_words() -> None:
+    from pifleet.errors import describe
+
+    error = PermissionError(13, "Permission denied", "/dev/sdz")
+    assert describe(error) == "/dev/sdz: permission denied"
+    failed = subprocess.CalledProcessError(1, ["mkfs.vfat", "x"], stderr="mkfs: no space\n")
+    assert describe(failed) == "mkfs.vfat failed with exit status 1: mkfs: no space"
+    assert describe(subprocess.TimeoutExpired(["lsblk"], 5)) == "lsblk did not finish within 5 s"
