@@ -181,7 +181,7 @@ def restart(directory: Path, nodes: list[str] | None = None,
     with registry.dir_lock(state_dir(directory)):
         record = load(directory) or record
         chosen = nodes if nodes is not None else list(record.nodes)
-        with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(chosen)))) as pool:
             list(pool.map(lambda name: _power_off(record, name, emit), chosen))
         return _up_locked(directory, len(record.nodes), record.arch, mirror, False, emit)
 
