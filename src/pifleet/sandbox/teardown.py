@@ -68,7 +68,8 @@ def _traces(directory: Path, names: Names) -> bool:
         or any(e.ident == names.ident for e in registry.entries())
         or processes.find(str(sdir) + "/") or network.stray_netns(names)
         or network.stray_links(names) or names.bridge in network.link_names()
-        or names.rule_tag in run(["iptables", "-w", "-S"], check=False).stdout
+        or names.ident in network.rule_idents()
+        or names.ident in hostservices.apt_proxy_idents()
         or log_dir(fleetfile.fleet_name(names.ident)).exists())
 
 
