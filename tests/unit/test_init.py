@@ -201,3 +201,34 @@ def test_asks_on_a_real_terminal(tmp_path: Path) -> None:
     assert [(n.name, n.address) for n in fleet.nodes] == [
         ("laperouse", "192.168.5.1"), ("fregate", "192.168.5.2"),
         ("black-pearl", "black-pearl.local")]
+
+
+def test_end_of_input_at_a_question_is_bad_input_and_writes_nothing(tmp_path: Path) -> None:
+    controller, terminal = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "PIFLEET_FLEET"}
+    process = subprocess.Popen([sys.executable, "-m", "pifleet", "init"], cwd=tmp_path, env=env,
+                               stdin=terminal, stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    try:
+        _answer_prompts(controller, [("Fleet name", "tower-a")], time.monotonic() + 60)
+        seen = ""
+        while "How many Raspberry Pis" not in seen:
+            seen += os.read(controller, 4096).decode(errors="replace")
+        os.write(controller, b"\x04")  # Ctrl-D: the end of input
+        assert process.wait(timeout=60) == 2
+        rest = b""
+        while select.select([controller], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            rest += chunk
+        assert b"nothing was changed" in rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
+    assert not (tmp_path / "fleet.yaml").exists()

@@ -92,7 +92,8 @@ def run_guarded(command: click.Command, args: list[str] | None = None) -> int:
         # A local file or program failed outside any node step: one line, not a traceback.
         return _fail(app, describe(exc), 1, exc)
     except click.exceptions.Abort:
-        return _fail(app, "aborted", 1)
+        # End of input at a prompt: every prompt comes before any change.
+        return _fail(app, "stopped at a question (end of input): nothing was changed", 2)
     except click.ClickException as exc:
         if not app.json_output:
             exc.show()
