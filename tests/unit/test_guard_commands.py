@@ -22,6 +22,7 @@ from guard import (
     free_port,
     has_node_names_option,
     leaf_commands,
+    param,
     pin_keys,
     run_all,
     talks_to_nodes,
@@ -83,8 +84,9 @@ def make_case(path: Path_, situation: str, ws: Workspace, as_json: bool) -> Case
     return Case(path, situation, args, ws, expect, names, as_json)
 
 
-PARAMS = [(path, situation, as_json) for path in COMMANDS for situation in situations(path)
-          for as_json in (False, True)]
+CASES = [(path, situation, as_json) for path in COMMANDS for situation in situations(path)
+         for as_json in (False, True)]
+PARAMS = [param(*case) for case in CASES]
 
 
 def case_id(path: Path_, situation: str, as_json: bool) -> str:
@@ -95,13 +97,13 @@ def case_id(path: Path_, situation: str, as_json: bool) -> str:
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Case, Outcome]]:
     base = tmp_path_factory.mktemp("guard")
     cases = [make_case(path, situation, Workspace(base / case_id(path, situation, as_json)),
-                       as_json) for path, situation, as_json in PARAMS]
+                       as_json) for path, situation, as_json in CASES]
     results = run_all(cases)
     return {case.id: (case, results[case.id]) for case in cases}
 
 
 @pytest.mark.parametrize(("path", "situation", "as_json"), PARAMS,
-                         ids=[case_id(*p) for p in PARAMS])
+                         ids=[case_id(*c) for c in CASES])
 def test_command_fails_cleanly(outcomes: dict[str, tuple[Case, Outcome]], path: Path_,
                                situation: str, as_json: bool) -> None:
     check(*outcomes[case_id(path, situation, as_json)])
