@@ -42,11 +42,22 @@ NODE = "laperouse"
 OLD_ENGINE = importlib.util.find_spec("pifleet.remote.engine") is not None
 
 
-def param(path: Path_, *rest: object) -> object:
-    """A pytest parameter for a case of `path`, marked when a known defect holds it back."""
-    marks = [pytest.mark.xfail(reason="trust with no node past the host key: pyinfra engine",
-                               strict=False)] if OLD_ENGINE and path == ("trust",) else []
-    return pytest.param(path, *rest, marks=marks)
+def case_id(path: Path_, situation: str, as_json: bool) -> str:
+    return f"{'-'.join(path)}-{situation}" + ("-json" if as_json else "")
+
+
+def parametrize(cases: list[tuple[Path_, str, bool]]) -> pytest.MarkDecorator:
+    """Parametrize a test over (path, situation, as_json), marking the cases a known defect
+    holds back."""
+    def marks(path: Path_) -> list[pytest.MarkDecorator]:
+        if OLD_ENGINE and path == ("trust",):
+            return [pytest.mark.xfail(reason="trust with no node past the host key: pyinfra "
+                                      "engine", strict=False)]
+        return []
+
+    return pytest.mark.parametrize(("path", "situation", "as_json"),
+                                   [pytest.param(*c, marks=marks(c[0])) for c in cases],
+                                   ids=[case_id(*c) for c in cases])
 
 
 def leaf_commands(group: click.Group = cli, prefix: Path_ = ()) -> list[Path_]:
@@ -170,7 +181,7 @@ class Case:
 
     @property
     def id(self) -> str:
-        return f"{'-'.join(self.path)}-{self.situation}" + ("-json" if self.json else "")
+        return case_id(self.path, self.situation, self.json)
 
 
 @dataclass
@@ -195,10 +206,13 @@ def run_case(case: Case, timeout: float = 120) -> Outcome:
     return Outcome(done.returncode, done.stdout, done.stderr)
 
 
-def run_all(cases: list[Case], workers: int = 4) -> dict[str, Outcome]:
+Results = dict[str, tuple[Case, Outcome]]
+
+
+def run_all(cases: list[Case], workers: int = 4) -> Results:
     """Every case at once (a few at a time): the guard must add minutes, not tens of them."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(zip([c.id for c in cases], pool.map(run_case, cases), strict=True))
+        return {c.id: (c, o) for c, o in zip(cases, pool.map(run_case, cases), strict=True)}
 
 
 def check(case: Case, outcome: Outcome) -> None:

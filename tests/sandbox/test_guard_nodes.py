@@ -6,21 +6,21 @@ and the sandbox's own commands given bad input while it runs. See tests/guard.py
 from __future__ import annotations
 
 import ipaddress
-from pathlib import Path
 
 import pytest
 
 from guard import (
     NODE,
     Case,
-    Outcome,
     Path_,
+    Results,
     Workspace,
+    case_id,
     check,
     command_args,
     fleet_text,
     leaf_commands,
-    param,
+    parametrize,
     pin_keys,
     run_all,
     talks_to_nodes,
@@ -57,17 +57,11 @@ def make_case(path: Path_, situation: str, ws: Workspace, sandbox: Sandbox,
 
 
 CASES = [(p, s, j) for p in NODE_COMMANDS for s in SITUATIONS for j in (False, True)]
-PARAMS = [param(*case) for case in CASES]
 BAD_INPUT = [(name, j) for name in SANDBOX_BAD_INPUT for j in (False, True)]
 
 
-def case_id(path: Path_, situation: str, as_json: bool) -> str:
-    return f"{'-'.join(path)}-{situation}" + ("-json" if as_json else "")
-
-
 @pytest.fixture(scope="module")
-def outcomes(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
-             ) -> dict[str, tuple[Case, Outcome]]:
+def outcomes(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Results:
     base = tmp_path_factory.mktemp("guard-nodes")
     cases = [make_case(p, s, Workspace(base / case_id(p, s, j)), sandbox, j)
              for p, s, j in CASES]
@@ -76,29 +70,25 @@ def outcomes(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
         ws = Workspace(base / f"{name}{'-json' if as_json else ''}")
         cases.append(Case(tuple(words[:2]), name, [*words[2:], "--dir", str(sandbox.directory)],
                           ws, {2}, [str(sandbox.directory), "nosuch"], as_json))
-    results = run_all(cases)
-    return {case.id: (case, results[case.id]) for case in cases}
+    return run_all(cases)
 
 
-@pytest.mark.parametrize(("path", "situation", "as_json"), PARAMS,
-                         ids=[case_id(*c) for c in CASES])
-def test_node_command_fails_cleanly(outcomes: dict[str, tuple[Case, Outcome]], path: Path_,
-                                    situation: str, as_json: bool) -> None:
+@parametrize(CASES)
+def test_node_command_fails_cleanly(outcomes: Results, path: Path_, situation: str,
+                                    as_json: bool) -> None:
     check(*outcomes[case_id(path, situation, as_json)])
 
 
 @pytest.mark.parametrize(("name", "as_json"), BAD_INPUT,
                          ids=[n + ("-json" if j else "") for n, j in BAD_INPUT])
-def test_sandbox_bad_input_changes_nothing(outcomes: dict[str, tuple[Case, Outcome]],
-                                           sandbox: Sandbox, name: str, as_json: bool) -> None:
+def test_sandbox_bad_input_changes_nothing(outcomes: Results, sandbox: Sandbox, name: str,
+                                           as_json: bool) -> None:
     words = SANDBOX_BAD_INPUT[name]
     check(*outcomes[case_id(tuple(words[:2]), name, as_json)])
     assert sandbox.fleet_path.exists()
 
 
-def test_the_sandbox_still_answers_after_all_that(sandbox: Sandbox, tmp_path: Path,
-                                                  outcomes: dict[str, tuple[Case, Outcome]]
-                                                  ) -> None:
+def test_the_sandbox_still_answers_after_all_that(sandbox: Sandbox, outcomes: Results) -> None:
     from pifleet.sandbox.runtime import ssh_banner
 
     assert all(ssh_banner(node.address) for node in sandbox.nodes)

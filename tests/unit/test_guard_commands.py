@@ -12,9 +12,10 @@ import pytest
 from guard import (
     NODE,
     Case,
-    Outcome,
     Path_,
+    Results,
     Workspace,
+    case_id,
     check,
     command_args,
     command_of,
@@ -22,7 +23,7 @@ from guard import (
     free_port,
     has_node_names_option,
     leaf_commands,
-    param,
+    parametrize,
     pin_keys,
     run_all,
     talks_to_nodes,
@@ -86,26 +87,18 @@ def make_case(path: Path_, situation: str, ws: Workspace, as_json: bool) -> Case
 
 CASES = [(path, situation, as_json) for path in COMMANDS for situation in situations(path)
          for as_json in (False, True)]
-PARAMS = [param(*case) for case in CASES]
-
-
-def case_id(path: Path_, situation: str, as_json: bool) -> str:
-    return f"{'-'.join(path)}-{situation}" + ("-json" if as_json else "")
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Case, Outcome]]:
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Results:
     base = tmp_path_factory.mktemp("guard")
-    cases = [make_case(path, situation, Workspace(base / case_id(path, situation, as_json)),
-                       as_json) for path, situation, as_json in CASES]
-    results = run_all(cases)
-    return {case.id: (case, results[case.id]) for case in cases}
+    return run_all([make_case(path, situation, Workspace(base / case_id(path, situation, as_json)),
+                              as_json) for path, situation, as_json in CASES])
 
 
-@pytest.mark.parametrize(("path", "situation", "as_json"), PARAMS,
-                         ids=[case_id(*c) for c in CASES])
-def test_command_fails_cleanly(outcomes: dict[str, tuple[Case, Outcome]], path: Path_,
-                               situation: str, as_json: bool) -> None:
+@parametrize(CASES)
+def test_command_fails_cleanly(outcomes: Results, path: Path_, situation: str,
+                               as_json: bool) -> None:
     check(*outcomes[case_id(path, situation, as_json)])
 
 

@@ -177,12 +177,18 @@ def _answer_prompts(fd: int, answers: list[tuple[str, str]], deadline: float) ->
     return seen
 
 
-def test_asks_on_a_real_terminal(tmp_path: Path) -> None:
+def _init_on_a_terminal(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """`pifleet init` on a new pseudo-terminal; returns the process and the terminal's other end."""
     controller, terminal = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k != "PIFLEET_FLEET"}
     process = subprocess.Popen([sys.executable, "-m", "pifleet", "init"], cwd=tmp_path, env=env,
                                stdin=terminal, stdout=terminal, stderr=terminal)
     os.close(terminal)
+    return process, controller
+
+
+def test_asks_on_a_real_terminal(tmp_path: Path) -> None:
+    process, controller = _init_on_a_terminal(tmp_path)
     try:
         _answer_prompts(controller, [
             ("Fleet name", "tower-a"), ("How many Raspberry Pis", "3"),
@@ -204,11 +210,7 @@ def test_asks_on_a_real_terminal(tmp_path: Path) -> None:
 
 
 def test_end_of_input_at_a_question_is_bad_input_and_writes_nothing(tmp_path: Path) -> None:
-    controller, terminal = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if k != "PIFLEET_FLEET"}
-    process = subprocess.Popen([sys.executable, "-m", "pifleet", "init"], cwd=tmp_path, env=env,
-                               stdin=terminal, stdout=terminal, stderr=terminal)
-    os.close(terminal)
+    process, controller = _init_on_a_terminal(tmp_path)
     try:
         _answer_prompts(controller, [("Fleet name", "tower-a")], time.monotonic() + 60)
         seen = ""
