@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -124,8 +123,7 @@ ADDRESSES = st.one_of(st.sampled_from(["192.168.1.10", "fd00::1", "x.local", "99
 @given(fleet_name=st.text(max_size=20),
        nodes=st.lists(st.tuples(NAMES, ADDRESSES), max_size=4),
        plane=st.one_of(st.none(), NAMES))
-def test_init_writes_a_valid_fleet_or_says_why_not(tmp_path_factory: pytest.TempPathFactory,
-                                                   fleet_name: str,
+def test_init_writes_a_valid_fleet_or_says_why_not(fleet_name: str,
                                                    nodes: list[tuple[str, str]],
                                                    plane: str | None) -> None:
     path = Path("fleet.yaml")
