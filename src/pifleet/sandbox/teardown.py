@@ -27,7 +27,7 @@ from pifleet.sandbox import (
 )
 from pifleet.sandbox.commands import run
 from pifleet.sandbox.fsutil import remove_tree
-from pifleet.sandbox.naming import Names
+from pifleet.sandbox.naming import BRIDGE_PREFIX, Names
 from pifleet.sandbox.runtime import PHASE, live_bridge_addresses
 from pifleet.sandbox.state import FLEET_FILE, PACKAGES_DIR, Record, load, state_dir
 
@@ -49,8 +49,9 @@ def down(directory: Path, emit: Emitter | None = None) -> bool:
     names = Names.for_dir(directory)
     record = load(directory)
     sdir = state_dir(directory)
-    if record is None and not _traces(directory, names):
-        # A mistyped folder must not look like a successful `down`.
+    if record is None and not _traces(directory, names) and not _vanished_leftovers():
+        # A mistyped folder must not look like a successful `down`. (Rules and proxies of
+        # vanished sandboxes are removed by any `down`, so those still give it work.)
         raise BadInput(f"{directory}: no sandbox here, nor anything left of one on this "
                        "machine: nothing to remove (`pifleet sandbox list` shows the "
                        "sandboxes)")
@@ -71,6 +72,14 @@ def _traces(directory: Path, names: Names) -> bool:
         or names.ident in network.rule_idents()
         or names.ident in hostservices.apt_proxy_idents()
         or log_dir(fleetfile.fleet_name(names.ident)).exists())
+
+
+def _vanished_leftovers() -> bool:
+    """Whether this machine holds rules or apt proxies of sandboxes that are gone (which
+    `strays.remove` takes away)."""
+    known = {e.ident for e in registry.entries()}
+    known |= {bridge[len(BRIDGE_PREFIX):] for bridge in network.sandbox_bridges()}
+    return bool((network.rule_idents() | hostservices.apt_proxy_idents()) - known)
 
 
 def _down_locked(directory: Path, names: Names, record: Record | None, emit: Emitter) -> bool:
