@@ -31,7 +31,7 @@ def test_token_request_with_audiences_and_expiry() -> None:
     meta = field(1, b"") + field(7, 0) + field(11, field(1, b"a") + field(2, b"b"))
     spec = field(1, b"one") + field(1, b"two") + field(4, 1200)
     body = envelope("authentication.k8s.io/v1", "TokenRequest", field(1, meta) + field(2, spec))
-    assert protobuf.decode(body, "TokenRequest") == {
+    assert protobuf.decode(body, ("TokenRequest",)) == {
         "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
         "metadata": {"labels": {"a": "b"}},
         "spec": {"audiences": ["one", "two"], "expirationSeconds": 1200}}
@@ -41,18 +41,20 @@ def test_secret_bytes_become_base64_and_empty_strings_vanish() -> None:
     meta = field(1, b"s") + field(2, b"") + field(3, b"ns")
     entry = field(1, b"k") + field(2, b"\x00\xff")
     body = envelope("v1", "Secret", field(1, meta) + field(2, entry) + field(3, b"Opaque"))
-    assert protobuf.decode(body, "Secret") == {
+    assert protobuf.decode(body, ("Secret",)) == {
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "ns"},
         "data": {"k": "AP8="}, "type": "Opaque"}
 
 
-def test_other_kinds_and_garbage_are_refused() -> None:
-    body = envelope("apps/v1", "Deployment", field(1, field(1, b"d")))
+def test_unknown_fields_kinds_and_garbage_are_refused() -> None:
+    body = envelope("apps/v1", "Deployment", field(1, field(1, b"d")) + field(99, b"x"))
+    with pytest.raises(protobuf.Unsupported, match="Deployment: field 99"):
+        protobuf.decode(body, ("Deployment",))
     with pytest.raises(protobuf.Unsupported):
-        protobuf.decode(body, "Deployment")
+        protobuf.decode(envelope("apps/v1", "Deployment", b""), ("Secret",))
     with pytest.raises(protobuf.Unsupported):
-        protobuf.decode(body, "Secret")
+        protobuf.decode(envelope("example.com/v1", "Widget", b""))
     with pytest.raises(protobuf.Unsupported):
-        protobuf.decode(b"{}", "Secret")
+        protobuf.decode(b"{}", ("Secret",))
     with pytest.raises(protobuf.Unsupported):
-        protobuf.decode(protobuf.MAGIC + b"\x0a\xff", "Secret")
+        protobuf.decode(protobuf.MAGIC + b"\x0a\xff", ("Secret",))
