@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -110,6 +112,55 @@ class Cluster:
             time.sleep(0.2)
 
 
+SOURCE = Path(__file__).parents[1] / "src"
+
+
+@dataclass
+class Kubelet:
+    """A stand-in kubelet in its own process and filesystem root, as on a node."""
+
+    name: str
+    root: Path
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def start_kubelet(cluster: Cluster, name: str, base: Path, network: bool = True) -> Kubelet:
+    """Run the stand-in kubelet for node `name` with a node certificate from the cluster CA
+    (as `kubeadm join` leaves it); `network` puts a CNI config in place so the node is Ready."""
+    root = base / name
+    pair = pki.issue(cluster.ca, f"system:node:{name}", orgs=["system:nodes"], client=True)
+    files = {
+        "etc/kubernetes/kubelet.conf": pki.kubeconfig(
+            f"https://127.0.0.1:{cluster.port}", cluster.ca.cert, f"system:node:{name}",
+            cert=pair.cert, key=pair.key),
+        "etc/kubernetes/pki/ca.crt": cluster.ca.cert.decode(),
+        "var/lib/kubelet/config.yaml": json.dumps({
+            "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+            "port": free_port(), "healthzPort": free_port(), "nodeStatusUpdateFrequency": "2s",
+            "staticPodPath": "/etc/kubernetes/manifests"}),
+        "var/lib/kubelet/kubeadm-flags.env":
+            f'KUBELET_KUBEADM_ARGS="--node-ip=127.0.0.1 --hostname-override={name}"\n',
+    }
+    if network:
+        files["etc/cni/net.d/10-test.conflist"] = '{"name": "test", "plugins": []}'
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    env = {**os.environ, "KUBE_STANDIN_ROOT": str(root), "PYTHONPATH": str(SOURCE)}
+    log = (root / "kubelet.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "kube_standin.kubelet"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    return Kubelet(name, root, process)
+
+
 def start(d: Path, port: int) -> tuple[threading.Event, threading.Thread]:
     args = apiserver.parser().parse_args([
         f"--secure-port={port}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
@@ -128,6 +179,7 @@ def start(d: Path, port: int) -> tuple[threading.Event, threading.Thread]:
 @contextlib.contextmanager
 def running_cluster(d: Path) -> Iterator[Cluster]:
     """A stand-in API server whose admin is `system:masters` (as kubeadm's super-admin)."""
+    d.mkdir(parents=True, exist_ok=True)
     ca = pki.make_ca()
     serving = pki.issue(ca, "kube-apiserver", ips=["127.0.0.1"], server=True)
     admin = pki.issue(ca, "kubernetes-super-admin", orgs=["system:masters"], client=True)

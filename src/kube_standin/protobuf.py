@@ -95,8 +95,12 @@ def _key(number: int, wire: int) -> bytes:
     return _put_varint(number << 3 | wire)
 
 
-def _put_bytes(number: int, raw: bytes) -> bytes:
+def field_bytes(number: int, raw: bytes) -> bytes:
+    """One length-delimited field (bytes, a string or an embedded message)."""
     return _key(number, 2) + _put_varint(len(raw)) + raw
+
+
+_put_bytes = field_bytes
 
 
 # ---- special types ----

@@ -46,6 +46,8 @@ def not_found(kind: Kind, name: str) -> ApiError:
                     {"name": name, "group": kind.group, "kind": kind.plural})
 
 
+# Kinds whose spec changes count in metadata.generation (the others have none).
+GENERATED = {"Deployment", "ReplicaSet", "DaemonSet", "Job", "Pod", "StatefulSet", "CronJob"}
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # generated name suffixes, as the real server's
 
 
@@ -251,7 +253,10 @@ class Store:
                 meta.pop("namespace", None)
             meta["uid"] = uid or str(uuid.uuid4())
             meta["creationTimestamp"] = now_stamp()
-            meta.setdefault("generation", 1)
+            if kind.kind in GENERATED:
+                meta.setdefault("generation", 1)
+            else:
+                meta.pop("generation", None)
             obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
             if dry_run:
                 meta.pop("resourceVersion", None)
@@ -282,8 +287,11 @@ class Store:
                                {"name": meta["name"], "group": kind.group, "kind": kind.plural})
             for fixed in ("uid", "creationTimestamp"):
                 meta[fixed] = old["metadata"][fixed]
-            gen = old["metadata"].get("generation", 1)
-            meta["generation"] = gen + 1 if obj.get("spec") != old.get("spec") else gen
+            if kind.kind in GENERATED:
+                gen = old["metadata"].get("generation", 1)
+                meta["generation"] = gen + 1 if obj.get("spec") != old.get("spec") else gen
+            else:
+                meta.pop("generation", None)
             if obj == old | {"metadata": obj["metadata"]} and _same_meta(meta, old["metadata"]):
                 return copy.deepcopy(old)  # a no-op write keeps the resourceVersion
             obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind

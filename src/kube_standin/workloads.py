@@ -52,9 +52,9 @@ DAEMON_TOLERATIONS = [
 
 def template_hash(template: Any) -> str:
     """A short stable hash of a pod template, spelled as the real controllers spell theirs."""
-    digest = int(hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:8],
-                 16)
-    return "".join(SAFE_ALPHABET[int(d) % len(SAFE_ALPHABET)] for d in str(digest))[:10]
+    digest = int(hashlib.sha256(json.dumps(semantic(template), sort_keys=True).encode())
+                 .hexdigest()[:8], 16)
+    return "".join(SAFE_ALPHABET[ord(d) % len(SAFE_ALPHABET)] for d in str(digest))[:10]
 
 
 def controlled_by(objs: list[Obj], owner: Obj) -> list[Obj]:
@@ -200,8 +200,18 @@ def _revision(rs: Obj) -> int:
     return int((rs["metadata"].get("annotations") or {}).get(REVISION, "0") or 0)
 
 
+def semantic(value: Any) -> Any:
+    """`value` without its nulls: how typed clients see it (`creationTimestamp: null` in a
+    template that came back from a client equals no timestamp)."""
+    if isinstance(value, dict):
+        return {k: semantic(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [semantic(v) for v in value]
+    return value
+
+
 def _without_hash(template: Obj) -> Obj:
-    out = copy.deepcopy(template)
+    out = semantic(template)
     labels = (out.get("metadata") or {}).get("labels")
     if labels:
         labels.pop(HASH, None)
@@ -236,7 +246,7 @@ def _deployment(api: ApiServer, dep: Obj) -> None:
     template = spec.get("template") or {}
     sets = controlled_by(store.list(REPLICASETS, ns)[0], dep)
     new = next((rs for rs in sets if _without_hash(rs["spec"].get("template") or {}) ==
-                template), None)
+                semantic(template)), None)
     top = max((_revision(rs) for rs in sets), default=0)
     created = False
     if spec.get("paused"):
@@ -261,12 +271,18 @@ def _deployment(api: ApiServer, dep: Obj) -> None:
                      "selector": selector, "template": rs_template},
             "status": {"replicas": 0}})
         created = True
-    elif _revision(new) < top or _revision(new) == 0:  # back to an older template: undo
-        new["metadata"].setdefault("annotations", {})[REVISION] = str(top + 1)
-        new["metadata"]["annotations"].update(
-            {k: v for k, v in (dep["metadata"].get("annotations") or {}).items()
-             if k not in NOT_COPIED})
-        new = store.update(REPLICASETS, new, check_rv=False)
+    else:
+        # The new ReplicaSet carries the Deployment's annotations (kubectl's change-cause)
+        # and the highest revision: going back to an older template renumbers it (undo).
+        wanted = {k: v for k, v in (dep["metadata"].get("annotations") or {}).items()
+                  if k not in NOT_COPIED}
+        annotations = new["metadata"].setdefault("annotations", {})
+        revision = _revision(new) if 0 < _revision(new) == top else top + 1
+        if any(annotations.get(k) != v for k, v in wanted.items()) or \
+                annotations.get(REVISION) != str(revision):
+            annotations.update(wanted)
+            annotations[REVISION] = str(revision)
+            new = store.update(REPLICASETS, new, check_rv=False)
     old = [rs for rs in sets if new is None or rs["metadata"]["uid"] != new["metadata"]["uid"]]
     if new is not None:
         _roll(api, dep, new, old, want)
@@ -462,7 +478,7 @@ def _revision_for(api: ApiServer, ds: Obj) -> str:
     digest = template_hash(template)
     revisions = controlled_by(store.list(REVISIONS, ns)[0], ds)
     top = max((int(r.get("revision", 0)) for r in revisions), default=0)
-    current = next((r for r in revisions if r.get("data") == data), None)
+    current = next((r for r in revisions if semantic(r.get("data")) == semantic(data)), None)
     if current is None:
         labels = {**((template.get("metadata") or {}).get("labels") or {}), DS_HASH: digest}
         store.create(REVISIONS, {
@@ -473,7 +489,7 @@ def _revision_for(api: ApiServer, ds: Obj) -> str:
         current["revision"] = top + 1
         store.update(REVISIONS, current, check_rv=False)
     keep = int(ds["spec"].get("revisionHistoryLimit", 10))
-    old = sorted((r for r in revisions if r.get("data") != data),
+    old = sorted((r for r in revisions if semantic(r.get("data")) != semantic(data)),
                  key=lambda r: int(r.get("revision", 0)))
     for r in old[:max(0, len(old) - keep)]:
         store.delete(REVISIONS, ns, r["metadata"]["name"])
