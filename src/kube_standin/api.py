@@ -285,8 +285,7 @@ class ApiServer:
             admission.node_restriction(user, "update", kind, name, sub, new, live)
             if kind.kind == "Service":
                 self._allocate(new, live)
-            validate.check(kind.kind, new)
-            validate.check_update(kind.kind, live, new)
+            validate.check(kind.kind, new, live)
             if kind.kind == "CertificateSigningRequest" and sub == "approval":
                 certificates.sign(self, new)
             patch.record_update(live, new, manager)

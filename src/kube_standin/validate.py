@@ -123,8 +123,9 @@ def _service(obj: Obj, errors: Invalid) -> None:
             errors.add("FieldValueRequired", f"spec.ports[{i}].name", "Required value")
 
 
-def check(kind: str, obj: Obj) -> None:
-    """Raise 422 Invalid if `obj` (defaults applied) is not a valid `kind`."""
+def check(kind: str, obj: Obj, old: Obj | None = None) -> None:
+    """Raise 422 Invalid if `obj` (defaults applied) is not a valid `kind`, or, on update from
+    `old`, changes a field that may not change."""
     meta = obj.get("metadata") or {}
     errors = Invalid(kind, meta.get("name", ""))
     _name(kind, meta.get("name", ""), errors)
@@ -140,6 +141,8 @@ def check(kind: str, obj: Obj) -> None:
         _containers(obj.get("spec") or {}, "spec", errors)
     elif kind == "Service":
         _service(obj, errors)
+    if old is not None:
+        _immutable(kind, old, obj, errors)
     errors.raise_if_any()
 
 
@@ -157,9 +160,7 @@ def _at(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
-def check_update(kind: str, old: Obj, new: Obj) -> None:
-    """Raise 422 if an update changes a field that may not change."""
-    errors = Invalid(kind, (new.get("metadata") or {}).get("name", ""))
+def _immutable(kind: str, old: Obj, new: Obj, errors: Invalid) -> None:
     for path in IMMUTABLE.get(kind, []):
         if _at(old, path) != _at(new, path):
             errors.add("FieldValueInvalid", ".".join(path), "Invalid value: field is immutable")
@@ -168,4 +169,3 @@ def check_update(kind: str, old: Obj, new: Obj) -> None:
             if old.get(key) != new.get(key):
                 errors.add("FieldValueForbidden", key,
                            "Forbidden: field is immutable when `immutable` is set")
-    errors.raise_if_any()
