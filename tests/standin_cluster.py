@@ -33,7 +33,11 @@ VERSIONED = Path("/usr/lib/google-cloud-sdk/bin")
 
 
 def kubectl_versions() -> list[str]:
-    """Paths of the kubectl binaries to drive the stand-in with (1.27 and 1.33 when present)."""
+    """Paths of the kubectl binaries to drive the stand-in with: those named in
+    $STANDIN_TEST_KUBECTLS (colon-separated), else 1.27 and 1.33 when present, else kubectl."""
+    named = [p for p in os.environ.get("STANDIN_TEST_KUBECTLS", "").split(":") if p]
+    if named:
+        return named
     found = [str(VERSIONED / f"kubectl.{v}") for v in ("1.27", "1.33")
              if (VERSIONED / f"kubectl.{v}").exists()]
     return found or ([KUBECTL] if KUBECTL else [])

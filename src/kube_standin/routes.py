@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from . import auth, media, protobuf, proxy, resources, reviews, tables
+from . import auth, media, openapi, protobuf, proxy, resources, reviews, tables
 from .api import version_info
 from .resources import Kind
 from .store import ApiError, Obj
@@ -152,33 +152,23 @@ def _non_resource(req: Request, segs: list[str]) -> None:
     elif len(segs) == 3 and segs[0] == "apis":
         doc = resources.resource_list(segs[1], segs[2])
     elif req.path == "/openapi/v2":
-        _openapi_v2(req)
-        return
+        if OPENAPI_V2_PROTOBUF in req.handler.headers.get("Accept", ""):
+            req.handler.send_raw(200, openapi.v2_protobuf(), "application/octet-stream")
+            return
+        doc = openapi.v2_json()
     elif req.path == "/openapi/v3":
-        doc = resources.openapi_root()
+        doc = openapi.v3_root()
     elif segs[:3] == ["openapi", "v3", "api"] and segs[3:] == ["v1"]:
-        doc = resources.openapi_group_version("", "v1")
+        doc = openapi.v3_group_version("", "v1")
     elif segs[:3] == ["openapi", "v3", "apis"] and len(segs) == 5:
-        doc = resources.openapi_group_version(segs[3], segs[4])
+        doc = openapi.v3_group_version(segs[3], segs[4])
     if doc is None:
         raise not_found()
     req.send(200, doc)
 
 
+# What kubectl asks /openapi/v2 for; the real server answers it as application/octet-stream.
 OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
-
-
-def _openapi_v2(req: Request) -> None:
-    """`/openapi/v2`: a document without definitions. Older kubectl (1.27) fetches it before
-    `apply` and, finding no schema for a kind, falls back to its built-in patch metadata."""
-    title, version = "Kubernetes (sandbox stand-in)", resources.KINDS[0].version
-    if OPENAPI_V2_PROTOBUF in req.handler.headers.get("Accept", ""):
-        info = protobuf.field_bytes(1, title.encode()) + protobuf.field_bytes(2, b"v1")
-        raw = protobuf.field_bytes(1, b"2.0") + protobuf.field_bytes(2, info)
-        req.handler.send_raw(200, raw, "application/octet-stream")
-        return
-    req.send(200, {"swagger": "2.0", "info": {"title": title, "version": version},
-                   "paths": {}, "definitions": {}})
 
 
 def _resource(req: Request, group: str, version: str, rest: list[str], raw_path: str) -> None:
