@@ -92,6 +92,16 @@ def _read_continue(token: str) -> tuple[str, tuple[str, str]]:
                        "decode") from None
 
 
+class RequestContext(threading.local):
+    """Per thread: how the request being served wants unknown fields handled, and the
+    warnings it collects for its answer (`Warning` headers). The controllers' thread keeps
+    the defaults: unknown fields dropped silently."""
+
+    def __init__(self) -> None:
+        self.field_validation = "Ignore"
+        self.warnings: list[str] = []
+
+
 class ApiServer:
     """The state and verbs of the API, independent of HTTP."""
 
@@ -112,6 +122,7 @@ class ApiServer:
         self.port = int(args.secure_port)
         self.address = f"{args.advertise_address}:{args.secure_port}"
         self.lock = threading.RLock()  # one writer at a time, controllers included
+        self.context = RequestContext()
         nodelifecycle.configure(getattr(args, "default_not_ready_toleration_seconds", 300),
                                 getattr(args, "default_unreachable_toleration_seconds", 300))
         self._bootstrap()
@@ -187,6 +198,7 @@ class ApiServer:
                                f'forbidden: unable to create new content in namespace '
                                f'{meta["namespace"]} because it is being terminated')
         uid = str(uuid.uuid4())
+        self._known_fields(kind, obj)
         with self.lock:
             self._prepare_create(kind, obj, uid)
             defaults.apply(kind.kind, obj)
@@ -207,6 +219,19 @@ class ApiServer:
                 self.store.create(SA, {"metadata": {"name": "default", "namespace": created[
                     "metadata"]["name"]}})
         return created
+
+    def _known_fields(self, kind: Kind, obj: Obj) -> None:
+        """Drop fields the kind does not have, as decoding into the real types does; say so
+        as the request's `fieldValidation` asks (Strict: 400, Warn: a warning)."""
+        found = validate.prune_unknown(kind.api_version, kind.kind, obj)
+        if not found:
+            return
+        if self.context.field_validation == "Strict":
+            raise ApiError(400, "BadRequest", f'{kind.kind} in version "{kind.version}" cannot '
+                           f"be handled as a {kind.kind}: strict decoding error: " +
+                           ", ".join(f'unknown field "{p}"' for p in found))
+        if self.context.field_validation == "Warn":
+            self.context.warnings += [f'unknown field "{p}"' for p in found]
 
     def _prepare_create(self, kind: Kind, obj: Obj, uid: str) -> None:
         """What each kind's registry does before a new object is stored."""
@@ -281,6 +306,7 @@ class ApiServer:
                                f"({obj['metadata'].get('name')}) does not match the name on "
                                f"the URL ({name})")
             new = self._merge_for_update(kind, live, obj, sub)
+            self._known_fields(kind, new)
             defaults.apply(kind.kind, new)
             admission.node_restriction(user, "update", kind, name, sub, new, live)
             if kind.kind == "Service":
@@ -327,6 +353,7 @@ class ApiServer:
         media_type = content_type.split(";")[0].strip().lower()
         if media_type == "application/apply-patch+yaml":
             applied = media.parse_document(body)
+            self._known_fields(kind, applied)
             if not applier:
                 raise ApiError(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: "
                                "fieldManager: Required value: is required for apply patch")

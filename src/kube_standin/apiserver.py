@@ -130,6 +130,7 @@ class Handler(BaseHTTPRequestHandler):
     # ---- requests ----
     def _dispatch(self, method: str) -> None:
         self._body = None
+        self.api.context.warnings = []
         try:
             self._check_framing()
             routes.route(self, method)
@@ -220,6 +221,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache, private")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
+        self._warnings()
         if self._body is None and self._has_body():
             self.close_connection = True  # answered without reading the body: end here
         if self.close_connection:
@@ -227,6 +229,10 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(raw)
+
+    def _warnings(self) -> None:
+        for text in dict.fromkeys(self.api.context.warnings):
+            self.send_header("Warning", '299 - "' + text.replace('"', '\\"') + '"')
 
     def send_text(self, code: int, text: str) -> None:
         """A plain-text answer (/healthz and friends)."""
@@ -266,6 +272,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
+        self._warnings()
         self.end_headers()
 
     def write_chunk(self, data: bytes) -> None:

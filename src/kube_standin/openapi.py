@@ -56,7 +56,10 @@ def v3_group_version(group: str, version: str) -> dict[str, Any] | None:
             "x-kubernetes-action": "patch",
             "x-kubernetes-group-version-kind": {"group": group, "version": version,
                                                 "kind": k.kind}}}
-    return {"openapi": "3.0.0", "info": {"title": TITLE, "version": version}, "paths": paths}
+    # No schemas: `kubectl explain` then says it cannot find the kind, and apply uses the
+    # patch metadata built into kubectl.
+    return {"openapi": "3.0.0", "info": {"title": TITLE, "version": version}, "paths": paths,
+            "components": {"schemas": {}}}
 
 
 # ---- version 2 ----

@@ -27,6 +27,7 @@ Route = Callable[["Request"], None]
 METHOD_VERBS = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update",
                 "PATCH": "patch", "DELETE": "delete"}
 SUBRESOURCE_ROUTES: dict[tuple[str, str], Route] = {}
+FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
 
 
 def subresource(plural: str, sub: str) -> Callable[[Route], Route]:
@@ -120,6 +121,11 @@ def route(handler: Handler, method: str) -> None:
     path = url.path.rstrip("/") or "/"
     query = parse_qs(url.query, keep_blank_values=True)
     req = Request(handler, method, path, query, handler.user())
+    mode = req.q("fieldValidation") or "Warn"
+    if mode not in FIELD_VALIDATION:
+        raise ApiError(400, "BadRequest", f'fieldValidation: Unsupported value: "{mode}": '
+                       'supported values: "Ignore", "Strict", "Warn"')
+    req.api.context.field_validation = mode
     segs = [s for s in path.split("/") if s]
     if segs[:2] == ["api", "v1"] and len(segs) > 2:
         _resource(req, "", "v1", segs[2:], url.path)
@@ -183,6 +189,9 @@ def _resource(req: Request, group: str, version: str, rest: list[str], raw_path:
     if kind is None:
         raise not_found()
     req.kind = kind
+    if (group, kind.plural) == ("", "endpoints"):
+        req.api.context.warnings.append("v1 Endpoints is deprecated in v1.33+; use "
+                                        "discovery.k8s.io/v1 EndpointSlice")
     req.name = rest[1] if len(rest) > 1 else ""
     req.sub = rest[2] if len(rest) > 2 else ""
     if req.sub:
