@@ -54,6 +54,8 @@ class Server(ThreadingHTTPServer):
         self.context = context
 
     def finish_request(self, request: Any, client_address: Any) -> None:
+        # As Go's server: no Nagle delay between a response's headers and its body.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         request.settimeout(HANDSHAKE_TIMEOUT)
         try:
             conn = self.context.wrap_socket(request, server_side=True)
