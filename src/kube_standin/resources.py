@@ -7,6 +7,7 @@ from typing import Any
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 CREATE_ONLY = ("create",)
+READ_ONLY = ("get", "list", "watch")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ KINDS: list[Kind] = [
     Kind("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests",
          False, ("csr",), ("approval", "status")),
     Kind("coordination.k8s.io", "v1", "Lease", "leases", True),
+    # Listed (always empty) so that kubectl's validation of an unknown kind ends in the real
+    # "no matches for kind" message; custom resources are not served.
+    Kind("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
+         False, ("crd", "crds"), verbs=READ_ONLY),
     Kind(AUTHN, "v1", "TokenReview", "tokenreviews", False, verbs=CREATE_ONLY),
     Kind(AUTHN, "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=CREATE_ONLY),
     Kind(AUTHZ, "v1", "SubjectAccessReview", "subjectaccessreviews", False, verbs=CREATE_ONLY),

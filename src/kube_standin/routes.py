@@ -228,7 +228,9 @@ def _resource(req: Request, group: str, version: str, rest: list[str], raw_path:
         req.send(201, reviews.review(req.api, kind, req.body(kind.kind), req.user,
                                      req.namespace))
     elif req.verb not in kind.verbs:
-        raise method_not_allowed()
+        err = method_not_allowed()
+        err.message += f" (sandbox stand-in: {kind.qualified} are not served, only listed)"
+        raise err
     else:
         VERB_ROUTES[req.verb](req)
 
