@@ -327,3 +327,28 @@ def test_kubernetes_service_points_at_the_server(cluster: Cluster) -> None:
     root = cluster.wait_for("kube-root-ca.crt", lambda: cluster.request(
         "GET", f"{NS}/configmaps/kube-root-ca.crt")[1].get("data"))
     assert root["ca.crt"] == cluster.ca.cert.decode()
+
+
+def test_unknown_fields_are_dropped_and_reported_as_asked(cluster: Cluster) -> None:
+    cm = {"metadata": {"name": "typo"}, "datta": {"a": "b"}, "data": {"c": "d"}}
+    status, err = cluster.request("POST", f"{NS}/configmaps?fieldValidation=Strict", cm)
+    assert status == 400 and 'strict decoding error: unknown field "datta"' in err["message"]
+    conn = http.client.HTTPSConnection("127.0.0.1", cluster.port, context=cluster.context(),
+                                       timeout=10)
+    conn.request("POST", f"{NS}/configmaps", body=json.dumps(cm),
+                 headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    stored = json.loads(resp.read())
+    conn.close()
+    assert resp.status == 201 and resp.getheader("Warning") == '299 - "unknown field \\"datta\\""'
+    assert "datta" not in stored and stored["data"] == {"c": "d"}
+    status, _ = cluster.request("POST", f"{NS}/configmaps?fieldValidation=Sometimes", cm)
+    assert status == 400
+
+
+def test_custom_resource_definitions_are_listed_not_served(cluster: Cluster) -> None:
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    status, listed = cluster.request("GET", crds)
+    assert status == 200 and listed["items"] == []
+    status, err = cluster.request("POST", crds, {"metadata": {"name": "widgets.example.com"}})
+    assert status == 405 and "sandbox stand-in" in err["message"]

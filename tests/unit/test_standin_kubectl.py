@@ -193,6 +193,13 @@ def test_apply_diff_and_server_dry_runs(k: Kubectl) -> None:
     assert k.n("get", "configmap", "ghost", check=False).returncode != 0
     k.n("delete", "configmap", "kube-root-ca.crt", "--dry-run=server")
     k.n("get", "configmap", "kube-root-ca.crt")
+    # A misspelt field: refused where kubectl asks for strict validation (1.25 and later),
+    # otherwise dropped with a warning, as by a real server.
+    typo = k.n("apply", "-f", k.file("typo.yaml", "apiVersion: v1\nkind: ConfigMap\n"
+                                                   "metadata: {name: typo}\ndatta: {a: b}\n"),
+               check=False)
+    assert 'unknown field "datta"' in typo.stderr
+    assert (typo.returncode != 0) == (k.minor >= 25)
 
 
 def test_patch_label_annotate_and_taint(k: Kubectl) -> None:
