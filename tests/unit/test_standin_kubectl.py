@@ -332,3 +332,31 @@ def test_lists_page_and_every_kind_prints(k: Kubectl) -> None:
         set(kinds)
     for kind in kinds:
         k("get", kind, "-A")
+
+
+def test_jobs_and_run_once_pods_complete(k: Kubectl) -> None:
+    k.n("create", "job", "hello", "--image=busybox:1.36", "--", "echo", "hello")  # protobuf
+    k.n("wait", "--for=condition=complete", "job/hello", "--timeout=60s")
+    job = rows(k.n("get", "job", "hello").stdout)[0]
+    assert "1/1" in job
+    batch = k.file("batch.yaml", f"""\
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: batch, namespace: {k.ns}}}
+spec:
+  completions: 3
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{{name: work, image: "busybox:1.36", command: [sh, -c, "true"]}}]
+""")
+    k("apply", "-f", batch)
+    k.n("wait", "--for=condition=complete", "job/batch", "--timeout=60s")
+    phases = k.n("get", "pods", "-l", "job-name=batch", "-o",
+                 "jsonpath={.items[*].status.phase}").stdout.split()
+    assert phases == ["Succeeded"] * 3
+    assert "Completed" in k.n("describe", "job", "batch").stdout
+    k.n("run", "once", "--image=busybox:1.36", "--restart=Never", "--", "true")
+    k.cluster.wait_for("pod once to complete", lambda: rows(
+        k.n("get", "pod", "once").stdout)[0][2] == "Completed", 60)
