@@ -30,15 +30,17 @@ from . import (
 )
 from .jws import detached_jws, sign_jwt
 from .paths import BANNER, git_version
-from .resources import Kind
+from .resources import (
+    CLUSTER_ROLE_BINDINGS,
+    CLUSTER_ROLES,
+    NAMESPACES,
+    PODS,
+    SERVICE_ACCOUNTS,
+    SERVICES,
+    Kind,
+)
 from .store import ApiError, Obj, Store, label_match, not_found, now_stamp
 
-NS = resources.must("", "v1", "namespaces")
-SA = resources.must("", "v1", "serviceaccounts")
-SERVICES = resources.must("", "v1", "services")
-PODS = resources.must("", "v1", "pods")
-CLUSTER_ROLES = resources.must("rbac.authorization.k8s.io", "v1", "clusterroles")
-CLUSTER_ROLE_BINDINGS = resources.must("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 NODE_PORTS = range(30000, 32768)
 # Fields the server owns: a client's values for them are ignored on create.
@@ -130,8 +132,8 @@ class ApiServer:
     # ---- start-up objects the real server creates itself ----
     def _bootstrap(self) -> None:
         for name in SYSTEM_NAMESPACES:
-            if self.store.find(NS, "", name) is None:
-                self.create(NS, {"metadata": {"name": name}}, "")
+            if self.store.find(NAMESPACES, "", name) is None:
+                self.create(NAMESPACES, {"metadata": {"name": name}}, "")
         if self.store.find(SERVICES, "default", "kubernetes") is None:
             self.create(SERVICES, {"metadata": {"name": "kubernetes", "namespace": "default",
                                                 "labels": {"component": "apiserver",
@@ -189,7 +191,7 @@ class ApiServer:
                 raise ApiError(400, "BadRequest", "the namespace of the provided object does not "
                                "match the namespace sent on the request")
             meta["namespace"] = namespace or given or "default"
-            ns_obj = self.store.find(NS, "", meta["namespace"])
+            ns_obj = self.store.find(NAMESPACES, "", meta["namespace"])
             if ns_obj is None:
                 raise ApiError(404, "NotFound", f'namespaces "{meta["namespace"]}" not found',
                                {"name": meta["namespace"], "kind": "namespaces"})
@@ -204,7 +206,7 @@ class ApiServer:
             defaults.apply(kind.kind, obj)
             admission.node_restriction(user, "create", kind, meta.get("name", ""), "", obj, None)
             if kind.kind == "Pod":
-                account = self.store.find(SA, meta["namespace"],
+                account = self.store.find(SERVICE_ACCOUNTS, meta["namespace"],
                                           (obj.get("spec") or {}).get("serviceAccountName")
                                           or "default")
                 admission.pod_admission(obj, account)
@@ -216,8 +218,8 @@ class ApiServer:
             patch.record_update(None, obj, manager)
             created = self.store.create(kind, obj, dry_run=dry_run, uid=uid)
             if kind.kind == "Namespace" and not dry_run:
-                self.store.create(SA, {"metadata": {"name": "default", "namespace": created[
-                    "metadata"]["name"]}})
+                self.store.create(SERVICE_ACCOUNTS, {"metadata": {
+                    "name": "default", "namespace": created["metadata"]["name"]}})
         return created
 
     def _known_fields(self, kind: Kind, obj: Obj) -> None:
@@ -518,7 +520,7 @@ class ApiServer:
     def token_request(self, namespace: str, name: str, body: Obj, dry_run: bool = False,
                       user: auth.User | None = None) -> Obj:
         """`serviceaccounts/NAME/token`: a signed, expiring JWT for the ServiceAccount."""
-        account = self.store.get(SA, namespace, name)
+        account = self.store.get(SERVICE_ACCOUNTS, namespace, name)
         spec = dict(body.get("spec") or {})
         seconds = int(spec.get("expirationSeconds") or 3600)
         if seconds < 600:
@@ -528,7 +530,7 @@ class ApiServer:
         bound = spec.get("boundObjectRef") or {}
         pod = self.store.find(PODS, namespace, bound.get("name", "")) \
             if bound.get("kind") == "Pod" else None
-        admission.token_for_node(user, SA, name, pod)
+        admission.token_for_node(user, SERVICE_ACCOUNTS, name, pod)
         now = int(time.time())
         claims: Obj = {"iss": auth.ISSUER, "sub": f"system:serviceaccount:{namespace}:{name}",
                        "aud": spec.get("audiences") or [auth.ISSUER], "iat": now, "nbf": now,

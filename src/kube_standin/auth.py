@@ -16,12 +16,10 @@ from email.message import Message
 from typing import Any
 
 from . import jws, nodeauth
-from .resources import by_kind, must
+from .resources import SECRETS, SERVICE_ACCOUNTS, by_kind
 from .store import ApiError, Store
 
 BOOTSTRAP_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
-SECRETS = must("", "v1", "secrets")
-SERVICE_ACCOUNTS = must("", "v1", "serviceaccounts")
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 RBAC = "rbac.authorization.k8s.io/v1"
 

@@ -21,20 +21,22 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import certificates, endpoints, events, nodelifecycle, resources, workloads
-from .store import ApiError, Obj, Store, now_stamp
+from .resources import (
+    CLUSTER_ROLES,
+    CONFIGMAPS,
+    CSRS,
+    NAMESPACES,
+    NODES,
+    PODS,
+    SECRETS,
+    SERVICE_ACCOUNTS,
+)
+from .store import ApiError, Obj, Store, condition, now_stamp
 
 if TYPE_CHECKING:
     from .api import ApiServer
 
 log = logging.getLogger("kube-apiserver-standin")
-NODES = resources.must("", "v1", "nodes")
-PODS = resources.must("", "v1", "pods")
-NAMESPACES = resources.must("", "v1", "namespaces")
-CONFIGMAPS = resources.must("", "v1", "configmaps")
-SECRETS = resources.must("", "v1", "secrets")
-SERVICE_ACCOUNTS = resources.must("", "v1", "serviceaccounts")
-CSRS = resources.must("certificates.k8s.io", "v1", "certificatesigningrequests")
-CLUSTER_ROLES = resources.must("rbac.authorization.k8s.io", "v1", "clusterroles")
 
 NOT_READY = workloads.NOT_READY
 UNREACHABLE = workloads.UNREACHABLE
@@ -63,13 +65,9 @@ def reconcile(api: ApiServer, grace: float) -> None:
         controller(api)
 
 
-def _condition(obj: Obj, kind: str) -> Obj:
-    return workloads.condition(obj, kind)
-
-
 def is_ready(node: Obj) -> bool:
     """Whether a node's Ready condition is True."""
-    return _condition(node, "Ready").get("status") == "True"
+    return condition(node, "Ready").get("status") == "True"
 
 
 # ---- node lifecycle ----
@@ -197,7 +195,7 @@ def schedule(api: ApiServer) -> None:
         detail = ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
         message = f"0/{len(all_nodes)} nodes are available" + (f": {detail}." if detail
                                                               else ".")
-        if _condition(pod, "PodScheduled").get("message") != message:
+        if condition(pod, "PodScheduled").get("message") != message:
             _set_scheduled(pod, {"status": "False", "reason": "Unschedulable",
                                  "message": message})
             store.update(PODS, pod, check_rv=False)

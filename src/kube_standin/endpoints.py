@@ -12,16 +12,13 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from . import resources
+from .resources import ENDPOINT_SLICES, ENDPOINTS, PODS, SERVICES
 from .store import ApiError, Obj, now_stamp, selector_match, suffix
 from .workloads import active, owner_ref, pod_ready
 
 if TYPE_CHECKING:
     from .api import ApiServer
 
-SERVICES = resources.must("", "v1", "services")
-PODS = resources.must("", "v1", "pods")
-ENDPOINTS = resources.must("", "v1", "endpoints")
-SLICES = resources.must("discovery.k8s.io", "v1", "endpointslices")
 SERVICE_NAME = "kubernetes.io/service-name"
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 SLICE_CONTROLLER = "endpointslice-controller.k8s.io"
@@ -146,8 +143,8 @@ def reconcile(api: ApiServer) -> None:
         slice_ports = [{"name": p.get("name", ""), "port": _target_port(p, pods[0]) if pods
                         else p.get("port"), "protocol": p.get("protocol", "TCP")}
                        for p in spec.get("ports") or []] if pods else []
-        mine = store.list(SLICES, ns, f"{SERVICE_NAME}={name},{MANAGED_BY}={SLICE_CONTROLLER}"
-                          )[0]
+        mine = store.list(ENDPOINT_SLICES, ns,
+                          f"{SERVICE_NAME}={name},{MANAGED_BY}={SLICE_CONTROLLER}")[0]
         body: Obj = {"metadata": {"name": mine[0]["metadata"]["name"] if mine
                                   else f"{name}-{suffix()}", "namespace": ns,
                                   "labels": slice_labels, "ownerReferences": [owner_ref(svc)]},
@@ -155,9 +152,9 @@ def reconcile(api: ApiServer) -> None:
                      "endpoints": _slice_endpoints(pods, bool(spec.get(
                          "publishNotReadyAddresses"))),
                      "ports": slice_ports}
-        _write(api, SLICES, mine[0] if mine else None, body, ("endpoints", "ports"))
+        _write(api, ENDPOINT_SLICES, mine[0] if mine else None, body, ("endpoints", "ports"))
         for extra in mine[1:]:
-            store.delete(SLICES, ns, extra["metadata"]["name"])
+            store.delete(ENDPOINT_SLICES, ns, extra["metadata"]["name"])
     for ep in store.list(ENDPOINTS)[0]:
         key = (ep["metadata"]["namespace"], ep["metadata"]["name"])
         if key not in wanted:
@@ -177,5 +174,5 @@ def _apiserver_endpoints(api: ApiServer, svc: Obj) -> None:
             "addressType": "IPv4",
             "endpoints": [{"addresses": [api.advertise], "conditions": {"ready": True}}],
             "ports": [port]}
-    _write(api, SLICES, store.find(SLICES, "default", "kubernetes"), body,
+    _write(api, ENDPOINT_SLICES, store.find(ENDPOINT_SLICES, "default", "kubernetes"), body,
            ("endpoints", "ports"))

@@ -10,10 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from . import resources
+from .resources import EVENTS
 from .store import Obj, Store, now_stamp
 
-EVENTS = resources.must("", "v1", "events")
 TTL_SECONDS = 3600
 
 

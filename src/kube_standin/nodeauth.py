@@ -12,13 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .rbac_defaults import NODE_RULES
-from .resources import must
+from .resources import PODS
 
 if TYPE_CHECKING:
     from .auth import Attributes, User
     from .store import Store
 
-PODS = must("", "v1", "pods")
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 
 

@@ -127,6 +127,27 @@ def must(group: str, version: str, plural: str) -> Kind:
     return kind
 
 
+# The kinds the server's own code works with.
+NAMESPACES = must("", "v1", "namespaces")
+NODES = must("", "v1", "nodes")
+PODS = must("", "v1", "pods")
+SERVICES = must("", "v1", "services")
+SERVICE_ACCOUNTS = must("", "v1", "serviceaccounts")
+SECRETS = must("", "v1", "secrets")
+CONFIGMAPS = must("", "v1", "configmaps")
+ENDPOINTS = must("", "v1", "endpoints")
+EVENTS = must("", "v1", "events")
+DEPLOYMENTS = must("apps", "v1", "deployments")
+REPLICASETS = must("apps", "v1", "replicasets")
+DAEMONSETS = must("apps", "v1", "daemonsets")
+REVISIONS = must("apps", "v1", "controllerrevisions")
+JOBS = must("batch", "v1", "jobs")
+ENDPOINT_SLICES = must("discovery.k8s.io", "v1", "endpointslices")
+CLUSTER_ROLES = must("rbac.authorization.k8s.io", "v1", "clusterroles")
+CLUSTER_ROLE_BINDINGS = must("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
+CSRS = must("certificates.k8s.io", "v1", "certificatesigningrequests")
+
+
 def api_versions(server_address: str) -> dict[str, Any]:
     """`/api`: the legacy group's versions."""
     return {

@@ -40,6 +40,14 @@ class ApiError(Exception):
                 "code": self.code}
 
 
+def condition(obj: Obj, kind: str) -> Obj:
+    """A copy of the status condition of that type, or {}."""
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == kind:
+            return dict(c)
+    return {}
+
+
 def not_found(kind: Kind, name: str) -> ApiError:
     """`<plural>.<group> "name" not found`, as the real server words it."""
     return ApiError(404, "NotFound", f'{kind.qualified} "{name}" not found',

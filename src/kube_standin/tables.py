@@ -11,7 +11,8 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-Obj = dict[str, Any]
+from .store import Obj, condition
+
 Row = Callable[[Obj, dt.datetime], list[Any]]
 
 
@@ -49,13 +50,6 @@ def age(o: Obj, now: dt.datetime, key: str = "creationTimestamp") -> str:
     return duration(int((now - _parse(stamp)).total_seconds())) if stamp else "<unknown>"
 
 
-def _cond(obj: Obj, kind: str) -> Obj:
-    for c in (obj.get("status") or {}).get("conditions") or []:
-        if c.get("type") == kind:
-            return dict(c)
-    return {}
-
-
 def _spec(o: Obj) -> Obj:
     return o.get("spec") or {}
 
@@ -82,7 +76,7 @@ def _containers(o: Obj) -> tuple[str, str]:
 
 
 def _node(o: Obj, now: dt.datetime) -> list[Any]:
-    ready = _cond(o, "Ready").get("status")
+    ready = condition(o, "Ready").get("status")
     # As kubectl prints it: anything but True (False or Unknown) is NotReady.
     status = "Unknown" if ready is None else "Ready" if ready == "True" else "NotReady"
     if _spec(o).get("unschedulable"):
@@ -130,7 +124,7 @@ def pod_status(o: Obj) -> str:
         elif c.get("ready") and state.get("running"):
             running = True
     if reason == "Completed" and running:
-        reason = "Running" if _cond(o, "Ready").get("status") == "True" else "NotReady"
+        reason = "Running" if condition(o, "Ready").get("status") == "True" else "NotReady"
     if o["metadata"].get("deletionTimestamp"):
         reason = "Unknown" if st.get("reason") == "NodeLost" else "Terminating"
     return str(reason)
@@ -187,7 +181,7 @@ def _job(o: Obj, now: dt.datetime) -> list[Any]:
                         ("FailureTarget", "FailureTarget"), ("SuccessCriteriaMet",
                                                              "SuccessCriteriaMet"),
                         ("Suspended", "Suspended")):
-        if _cond(o, kind).get("status") == "True":
+        if condition(o, kind).get("status") == "True":
             status = label
             break
     start, end = st.get("startTime"), st.get("completionTime")

@@ -17,18 +17,12 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from . import events, nodelifecycle, resources
-from .store import SAFE_ALPHABET, ApiError, Obj, Store, now_stamp, selector_match
+from .resources import DAEMONSETS, DEPLOYMENTS, JOBS, NODES, PODS, REPLICASETS, REVISIONS
+from .store import SAFE_ALPHABET, ApiError, Obj, Store, condition, now_stamp, selector_match
 
 if TYPE_CHECKING:
     from .api import ApiServer
 
-PODS = resources.must("", "v1", "pods")
-NODES = resources.must("", "v1", "nodes")
-DEPLOYMENTS = resources.must("apps", "v1", "deployments")
-REPLICASETS = resources.must("apps", "v1", "replicasets")
-DAEMONSETS = resources.must("apps", "v1", "daemonsets")
-REVISIONS = resources.must("apps", "v1", "controllerrevisions")
-JOBS = resources.must("batch", "v1", "jobs")
 
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED = "deployment.kubernetes.io/desired-replicas"
@@ -69,14 +63,6 @@ def owner_ref(owner: Obj) -> Obj:
     return {"apiVersion": owner["apiVersion"], "kind": owner["kind"],
             "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
             "controller": True, "blockOwnerDeletion": True}
-
-
-def condition(obj: Obj, kind: str) -> Obj:
-    """The condition of that type, or {}."""
-    for c in (obj.get("status") or {}).get("conditions") or []:
-        if c.get("type") == kind:
-            return dict(c)
-    return {}
 
 
 def pod_ready(pod: Obj) -> bool:
