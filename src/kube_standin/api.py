@@ -26,6 +26,7 @@ from . import (
     pki,
     rbac_defaults,
     resources,
+    shape,
     validate,
 )
 from .jws import detached_jws, sign_jwt
@@ -225,7 +226,7 @@ class ApiServer:
     def _known_fields(self, kind: Kind, obj: Obj) -> None:
         """Drop fields the kind does not have, as decoding into the real types does; say so
         as the request's `fieldValidation` asks (Strict: 400, Warn: a warning)."""
-        found = validate.prune_unknown(kind.api_version, kind.kind, obj)
+        found = shape.prune_unknown(kind.api_version, kind.kind, obj)
         if not found:
             return
         if self.context.field_validation == "Strict":

@@ -37,8 +37,11 @@ log = logging.getLogger("kube-apiserver-standin")
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds for a new connection to finish its TLS handshake
 IDLE_TIMEOUT = 90.0  # seconds a connection may sit silent (between or within requests)
-LINGER_TIMEOUT = 1.0  # seconds, and bytes, read and dropped before a connection is closed
-LINGER_BYTES = 1024 * 1024
+# Seconds, and bytes, read and dropped before a connection is closed: enough for a client to
+# finish sending a body a few MiB over the limit and read the 413 (Go's client reads the
+# answer only once its write is done).
+LINGER_TIMEOUT = 2.0
+LINGER_BYTES = 16 * 1024 * 1024
 
 
 class Server(ThreadingHTTPServer):
@@ -76,11 +79,11 @@ def _linger(conn: ssl.SSLSocket) -> None:
     the client still sends for a moment (a body we refused), as Go's server does. Closing with
     unread data would reset the connection and could destroy the answer in flight."""
     with contextlib.suppress(OSError, ValueError):
-        conn.shutdown(socket.SHUT_WR)
-        conn.settimeout(LINGER_TIMEOUT)
+        conn.shutdown(socket.SHUT_WR)  # ends TLS too: what follows is read as raw bytes
         deadline = time.monotonic() + LINGER_TIMEOUT
         drained = 0
         while time.monotonic() < deadline and drained < LINGER_BYTES:
+            conn.settimeout(max(0.01, deadline - time.monotonic()))
             chunk = conn.recv(65536)
             if not chunk:
                 break

@@ -229,7 +229,7 @@ def decode_message(data: bytes, message: str, where: str = "") -> dict[str, Any]
             out.update(item)
         elif f.repeated:
             out.setdefault(f.name, []).append(item)
-        elif f.type in MESSAGES:
+        elif f.type in MESSAGES or f.type in ("ios", "q"):
             out[f.name] = item  # a present message stays, even empty (as Go's structs print)
         elif item is not None and (f.keep_zero or not _empty(item)):
             out[f.name] = item

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from . import shape
 from .paths import write_private
 from .resources import Kind
 
@@ -266,6 +267,7 @@ class Store:
             else:
                 meta.pop("generation", None)
             obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
+            shape.drop_empty(kind.api_version, kind.kind, obj)
             if dry_run:
                 meta.pop("resourceVersion", None)
                 return obj
@@ -295,6 +297,7 @@ class Store:
                                {"name": meta["name"], "group": kind.group, "kind": kind.plural})
             for fixed in ("uid", "creationTimestamp"):
                 meta[fixed] = old["metadata"][fixed]
+            shape.drop_empty(kind.api_version, kind.kind, obj)
             if kind.kind in GENERATED:
                 gen = old["metadata"].get("generation", 1)
                 meta["generation"] = gen + 1 if obj.get("spec") != old.get("spec") else gen

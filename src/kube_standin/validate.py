@@ -10,7 +10,6 @@ import json
 import re
 from typing import Any
 
-from .protobuf_types import KIND_MESSAGES, MESSAGES, Field
 from .store import ApiError, Obj, selector_match
 
 SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -170,75 +169,3 @@ def _immutable(kind: str, old: Obj, new: Obj, errors: Invalid) -> None:
             if old.get(key) != new.get(key):
                 errors.add("FieldValueForbidden", key,
                            "Forbidden: field is immutable when `immutable` is set")
-
-
-# ---- unknown fields ----
-# API fields the protobuf tables leave out (in-tree cloud volumes, alpha fields): known to the
-# API, so kept and accepted here, though a protobuf body carrying them is refused.
-UNTABLED: dict[str, set[str]] = {
-    "VolumeSource": {"gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "iscsi",
-                     "glusterfs", "rbd", "flexVolume", "cinder", "cephfs", "flocker", "fc",
-                     "azureFile", "vsphereVolume", "quobyte", "azureDisk",
-                     "photonPersistentDisk", "portworxVolume", "scaleIO", "storageos",
-                     "ephemeral"},
-    "PodSpec": {"ephemeralContainers", "schedulingGroup", "evictionResponders"},
-    "PodStatus": {"resourceClaimStatuses", "extendedResourceClaimStatus", "allocatedResources",
-                  "resources", "nodeAllocatableResourceClaimStatuses", "volumeHealth"},
-    "ContainerStatus": {"volumeMounts", "user", "allocatedResourcesStatus"},
-    "JobSpec": {"scheduling"}, "TokenRequestSpec": {"attestations"},
-    "NodeSpec": {"podPreemptionPolicy"},
-    "VolumeProjection": {"clusterTrustBundle", "podCertificate"}, "ListMeta": {"shardInfo"},
-}
-
-
-def _by_name(message: str) -> dict[str, Field]:
-    out: dict[str, Field] = {}
-    for f in MESSAGES[message].ordered:
-        if f.inline:
-            out.update(_by_name(f.type))
-        else:
-            out[f.name] = f
-    return out
-
-
-def _untabled(message: str) -> set[str]:
-    out = set(UNTABLED.get(message, ()))
-    for f in MESSAGES[message].ordered:
-        if f.inline:
-            out |= _untabled(f.type)
-    return out
-
-
-def _prune(message: str, value: dict[str, object], path: str) -> list[str]:
-    known, untabled = _by_name(message), _untabled(message)
-    found: list[str] = []
-    for key in list(value):
-        if key in untabled:
-            continue
-        f = known.get(key)
-        if f is None:
-            found.append(path + key)
-            del value[key]
-            continue
-        if f.map or f.type not in MESSAGES:
-            continue
-        child = value[key]
-        items = child if f.repeated and isinstance(child, list) else [child]
-        for i, item in enumerate(items):
-            if isinstance(item, dict):
-                where = f"{path}{key}[{i}]." if f.repeated else f"{path}{key}."
-                found += _prune(f.type, item, where)
-    return found
-
-
-def prune_unknown(api_version: str, kind: str, obj: Obj) -> list[str]:
-    """Remove the fields `kind` does not have (as decoding into the real types drops them) and
-    return their paths, as strict decoding names them (`spec.replicass`)."""
-    message = KIND_MESSAGES.get((api_version, kind))
-    if message is None:
-        return []
-    top = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
-    found = _prune(message, top, "")
-    for key in [k for k in obj if k not in ("apiVersion", "kind") and k not in top]:
-        del obj[key]
-    return found

@@ -211,7 +211,7 @@ def test_patch_label_annotate_and_taint(k: Kubectl) -> None:
         '{"metadata":{"labels":{"team":"blue"}}}')
     k.n("patch", "deployment", "patched", "--type=json", "-p",
         '[{"op":"replace","path":"/spec/replicas","value":2},'
-        '{"op":"add","path":"/metadata/annotations/owner","value":"me"}]')
+        '{"op":"add","path":"/metadata/labels/owner","value":"me"}]')
     got = k.json("deployment", "patched")
     spec = got["spec"]  # type: ignore[index]
     container = spec["template"]["spec"]["containers"][0]  # type: ignore[index]
@@ -219,7 +219,7 @@ def test_patch_label_annotate_and_taint(k: Kubectl) -> None:
                                                                           "value": "1"}]
     assert spec["replicas"] == 2  # type: ignore[index]
     assert got["metadata"]["labels"]["team"] == "blue"  # type: ignore[index]
-    assert got["metadata"]["annotations"]["owner"] == "me"  # type: ignore[index]
+    assert got["metadata"]["labels"]["owner"] == "me"  # type: ignore[index]
     bad = k.n("patch", "deployment", "patched", "--type=json", "-p",
               '[{"op":"test","path":"/spec/replicas","value":5}]', check=False)
     assert bad.returncode != 0
