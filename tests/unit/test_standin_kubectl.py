@@ -177,6 +177,18 @@ def test_apply_diff_and_server_dry_runs(k: Kubectl) -> None:
     k("-n", "kube-system", "rollout", "status", "deployment/headlamp", "--timeout=60s")
     k("-n", "kube-flannel", "rollout", "status", "daemonset/kube-flannel-ds", "--timeout=60s")
     assert "unchanged" in k("apply", "-f", dash).stdout
+    # A DaemonSet's history (ControllerRevisions) and undo.
+    ds = ["-n", "kube-flannel", "daemonset/kube-flannel-ds"]
+    k("-n", "kube-flannel", "set", "image", "daemonset/kube-flannel-ds",
+      "kube-flannel=ghcr.io/flannel-io/flannel:v0.28.9")
+    k("rollout", "status", *ds, "--timeout=60s")
+    revisions = rows(k("rollout", "history", *ds).stdout)[1:]
+    assert len(revisions) >= 2
+    k("rollout", "undo", *ds)
+    k("rollout", "status", *ds, "--timeout=60s")
+    assert k("-n", "kube-flannel", "get", "daemonset", "kube-flannel-ds", "-o",
+             "jsonpath={.spec.template.spec.containers[0].image}").stdout == \
+        "ghcr.io/flannel-io/flannel:v0.28.0"
     # diff and dry runs show the change and make none.
     changed = k.file("dashboard-2.yaml", DASHBOARD_LIKE.replace(
         "metrics-scraper:v1.0.8", "metrics-scraper:v1.0.9"))
