@@ -154,7 +154,8 @@ def start_kubelet(cluster: Cluster, name: str, base: Path, network: bool = True)
             f'KUBELET_KUBEADM_ARGS="--node-ip=127.0.0.1 --hostname-override={name}"\n',
     }
     if network:
-        files["etc/cni/net.d/10-test.conflist"] = '{"name": "test", "plugins": []}'
+        files["etc/cni/net.d/10-test.conflist"] = json.dumps(
+            {"cniVersion": "0.3.1", "name": "test", "plugins": [{"type": "bridge"}]})
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
