@@ -49,9 +49,10 @@ AUTHN = "authentication.k8s.io"
 AUTHZ = "authorization.k8s.io"
 KINDS: list[Kind] = [
     Kind("", "v1", "Namespace", "namespaces", False, ("ns",), ("status", "finalize")),
-    Kind("", "v1", "Node", "nodes", False, ("no",), ("status",)),
-    Kind("", "v1", "Pod", "pods", True, ("po",), ("status", "eviction"), ("all",)),
-    Kind("", "v1", "Service", "services", True, ("svc",), ("status",), ("all",)),
+    Kind("", "v1", "Node", "nodes", False, ("no",), ("status", "proxy")),
+    Kind("", "v1", "Pod", "pods", True, ("po",), ("status", "eviction", "log", "exec", "attach",
+                                                  "portforward", "proxy"), ("all",)),
+    Kind("", "v1", "Service", "services", True, ("svc",), ("status", "proxy"), ("all",)),
     Kind("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",)),
     Kind("", "v1", "Secret", "secrets", True),
     Kind("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
@@ -87,8 +88,9 @@ KINDS: list[Kind] = [
          verbs=CREATE_ONLY),
 ]
 
-# What discovery says about each subresource: (group, version, kind; "" = the parent's) and
-# its verbs. Other modules add theirs (logs, proxies) before the server starts.
+# What discovery says about each subresource (`plural/sub` before `sub`): (group, version,
+# kind; "" = the parent's) and its verbs.
+PROXY_VERBS = ("create", "delete", "get", "patch", "update")
 SUBRESOURCES: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     "status": ("", "", "", ("get", "patch", "update")),
     "scale": ("autoscaling", "v1", "Scale", ("get", "patch", "update")),
@@ -96,6 +98,13 @@ SUBRESOURCES: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     "token": (AUTHN, "v1", "TokenRequest", ("create",)),
     "approval": ("", "", "", ("get", "patch", "update")),
     "finalize": ("", "", "", ("update",)),
+    "log": ("", "", "Pod", ("get",)),
+    "exec": ("", "", "PodExecOptions", ("create", "get")),
+    "attach": ("", "", "PodAttachOptions", ("create", "get")),
+    "portforward": ("", "", "PodPortForwardOptions", ("create", "get")),
+    "pods/proxy": ("", "", "PodProxyOptions", PROXY_VERBS),
+    "services/proxy": ("", "", "ServiceProxyOptions", PROXY_VERBS),
+    "nodes/proxy": ("", "", "NodeProxyOptions", PROXY_VERBS),
 }
 
 GROUPS: dict[str, list[Kind]] = {}
@@ -196,7 +205,8 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
             entry["categories"] = list(k.categories)
         resources.append(entry)
         for sub in k.subresources:
-            sub_group, sub_version, sub_kind, verbs = SUBRESOURCES[sub]
+            sub_group, sub_version, sub_kind, verbs = SUBRESOURCES.get(
+                f"{k.plural}/{sub}") or SUBRESOURCES[sub]
             item: dict[str, Any] = {"name": f"{k.plural}/{sub}", "singularName": "",
                                     "namespaced": k.namespaced, "kind": sub_kind or k.kind,
                                     "verbs": list(verbs)}
