@@ -42,15 +42,21 @@ NOT_READY = workloads.NOT_READY
 UNREACHABLE = workloads.UNREACHABLE
 UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
 PERIOD = 0.5
+IDLE_PERIOD = 2.0
 _SEEN: dict[int, set[str]] = {}  # store -> uids of the nodes the node controller has seen
 
 
 def run(api: ApiServer, stop: threading.Event, grace: float) -> None:
-    """Reconcile every PERIOD seconds until `stop` is set."""
+    """Reconcile every PERIOD seconds after a change, and every IDLE_PERIOD seconds anyway
+    (for what time alone changes: heartbeats expire, tolerations run out), until `stop`."""
+    seen, last = -1, 0.0
     while not stop.wait(PERIOD):
+        if api.store.rv == seen and time.monotonic() - last < IDLE_PERIOD:
+            continue
         try:
             with api.lock:
                 reconcile(api, grace)
+                seen, last = api.store.rv, time.monotonic()
         except ApiError as err:  # a concurrent write won: try again next round
             log.debug("reconcile: %s", err.message)
         except Exception:
