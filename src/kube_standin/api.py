@@ -62,12 +62,11 @@ def version_info() -> Obj:
             "emulationMajor": major, "emulationMinor": minor}
 
 
-def success(kind: Kind, obj: Obj, code: int = 200) -> Obj:
+def success(kind: Kind, obj: Obj) -> Obj:
     """The `Status` a DELETE answers when it does not return the object."""
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
             "details": {"name": obj["metadata"]["name"], "group": kind.group,
-                        "kind": kind.plural, "uid": obj["metadata"].get("uid", "")},
-            **({"code": code} if code != 200 else {})}
+                        "kind": kind.plural, "uid": obj["metadata"].get("uid", "")}}
 
 
 def selector_text(selector: Obj | None) -> str:
@@ -151,7 +150,7 @@ class ApiServer:
         aggregate_roles(self.store)
 
     # ---- reads ----
-    def get(self, kind: Kind, namespace: str, name: str, sub: str = "") -> Obj:
+    def get(self, kind: Kind, namespace: str, name: str) -> Obj:
         """One object (a subresource such as status reads as the whole object)."""
         obj = self.store.get(kind, namespace if kind.namespaced else "", name)
         if kind.kind == "ConfigMap" and (namespace, name) == ("kube-public", "cluster-info"):

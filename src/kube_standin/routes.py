@@ -262,7 +262,7 @@ def _table_for(req: Request, doc: Obj) -> TableFor:
 
 def _get(req: Request) -> None:
     assert req.kind is not None
-    obj = req.api.get(req.kind, req.ns, req.name, req.sub)
+    obj = req.api.get(req.kind, req.ns, req.name)
     req.send(200, obj, _table_for(req, obj))
 
 
@@ -444,7 +444,7 @@ def _token(req: Request) -> None:
     if req.verb != "create":
         raise method_not_allowed()
     req.send(201, req.api.token_request(req.namespace, req.name, req.body("TokenRequest"),
-                                        req.dry_run))
+                                        req.dry_run, req.user))
 
 
 @subresource("pods", "eviction")

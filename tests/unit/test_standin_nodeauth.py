@@ -242,3 +242,30 @@ def test_csrs_are_approved_only_for_who_may_have_them(setup: Setup) -> None:
                                                         .get("status") or {}).get("certificate"))
     assert pki.subject_of(base64.b64decode(issued)) == ("alice", ["students"])
     assert key
+
+
+def test_node_gets_tokens_only_for_its_pods(setup: Setup) -> None:
+    c = setup.cluster
+    for name, node in (("evil-sa", "evil"), ("pi-sa", "pi-1")):
+        assert c.request("POST", "/api/v1/namespaces/default/serviceaccounts",
+                         {"metadata": {"name": name}})[0] == 201
+        status, pod = c.request("POST", "/api/v1/namespaces/default/pods", {
+            "metadata": {"name": f"uses-{name}"},
+            "spec": {"nodeName": node, "serviceAccountName": name,
+                     "containers": [{"name": "c", "image": "x:1"}]}})
+        assert status == 201, pod
+
+    def ask(account: str, pod: str) -> tuple[int, dict[str, Any]]:
+        return as_node(setup, "POST",
+                       f"/api/v1/namespaces/default/serviceaccounts/{account}/token", {
+                           "spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1",
+                                                       "name": pod}}})
+
+    status, made = ask("evil-sa", "uses-evil-sa")
+    assert status == 201 and made["status"]["token"]
+    status, doc = ask("pi-sa", "uses-pi-sa")
+    assert status == 403  # a pod on another node: no relationship, or not bound to it
+    status, doc = as_node(setup, "POST",
+                          "/api/v1/namespaces/default/serviceaccounts/evil-sa/token",
+                          {"spec": {}})
+    assert status == 403 and "not bound to a pod" in doc["message"]
