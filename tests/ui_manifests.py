@@ -1,11 +1,12 @@
-"""Dashboard manifests shared by the stand-in tests, written here from the facts.
+"""Whole dashboard manifests for the stand-in tests, written here from the facts.
 
 Shaped like Kubernetes Dashboard v2.7.0's `aio/deploy/recommended.yaml` and Headlamp's plain
-manifest (facts.md sections 1 and 9): the same kinds, names, ports, probes and RBAC, so the
-stand-in is exercised the way those manifests exercise a cluster.
+manifest (facts.md sections 1 and 9): the same kinds, names, ports, probes, secrets and RBAC,
+so the API server meets everything those manifests send. (`manifests.py` holds the smaller
+Service and Deployment pairs the proxy tests need.)
 """
 
-DASHBOARD_LIKE = """\
+DASHBOARD_FULL = """\
 apiVersion: v1
 kind: Namespace
 metadata: {name: kubernetes-dashboard}
@@ -206,7 +207,7 @@ spec:
       - {name: tmp-volume, emptyDir: {}}
 """
 
-HEADLAMP_LIKE = """\
+HEADLAMP_FULL = """\
 kind: Service
 apiVersion: v1
 metadata:

@@ -3,10 +3,10 @@
 The everyday commands of someone learning Kubernetes, on a cluster of two stand-in kubelets
 (real processes with node certificates, so the Node authorizer is in the path): get, describe,
 create (kubectl sends protobuf), apply client- and server-side with manifests shaped like
-current flannel, Kubernetes Dashboard 2.7.0 and Headlamp, diff and server-side dry runs,
-rollout status, history and undo, scale, expose, patch in its three types, label, taint,
-cordon, drain and uncordon, auth whoami and can-i, create token, run, wait, delete.
-Each kubectl version works in its own namespace of the same cluster.
+current flannel (install-conf), Kubernetes Dashboard 2.7.0 and Headlamp, diff and server-side
+dry runs, rollout status, history and undo, scale, expose, patch in its three types, label,
+taint, cordon, drain and uncordon, auth whoami and can-i, create token, run, wait, delete,
+Jobs. Each kubectl version works in its own namespace of the same cluster.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from manifests import FLANNEL_LIKE
+from manifests import FLANNEL_INSTALL_CONF
 from standin_cluster import Cluster, Kubelet, kubectl_versions, running_cluster, start_kubelet
-from ui_manifests import DASHBOARD_LIKE, HEADLAMP_LIKE
+from ui_manifests import DASHBOARD_FULL, HEADLAMP_FULL
 
 VERSIONS = kubectl_versions()
 pytestmark = pytest.mark.skipif(not VERSIONS, reason="no kubectl on this machine")
@@ -158,6 +158,10 @@ def test_expose_gives_cluster_ip_endpoints_and_slices(k: Kubectl) -> None:
     assert svc[1] == "ClusterIP" and svc[2].startswith("10.") and svc[4] == "8080/TCP"
     ips = set(k.n("get", "pods", "-l", "app=api", "-o",
                   "jsonpath={.items[*].status.podIP}").stdout.split())
+    # The endpoints controller follows within a moment, as in a real cluster.
+    k.cluster.wait_for("the service's endpoints", lambda: k.n(
+        "get", "endpoints", "api", "-o", "jsonpath={.subsets[*].addresses[*].ip}",
+        check=False).stdout.split(), 10)
     ep = k.json("endpoints", "api")
     addresses = {a["ip"] for s in ep["subsets"] for a in s["addresses"]}  # type: ignore[index,union-attr]
     assert addresses == ips and len(ips) == 2
@@ -167,10 +171,10 @@ def test_expose_gives_cluster_ip_endpoints_and_slices(k: Kubectl) -> None:
 
 
 def test_apply_diff_and_server_dry_runs(k: Kubectl) -> None:
-    dash = k.file("dashboard.yaml", DASHBOARD_LIKE)
+    dash = k.file("dashboard.yaml", DASHBOARD_FULL)
     k("apply", "-f", dash)
-    k("apply", "--server-side", "-f", k.file("headlamp.yaml", HEADLAMP_LIKE))
-    flannel = k.file("flannel.yaml", FLANNEL_LIKE)
+    k("apply", "--server-side", "-f", k.file("headlamp.yaml", HEADLAMP_FULL))
+    flannel = k.file("flannel.yaml", FLANNEL_INSTALL_CONF)  # current flannel's shape
     k("apply", "-f", flannel)
     k("-n", "kubernetes-dashboard", "rollout", "status", "deployment/kubernetes-dashboard",
       "--timeout=60s")
@@ -180,7 +184,7 @@ def test_apply_diff_and_server_dry_runs(k: Kubectl) -> None:
     # A DaemonSet's history (ControllerRevisions) and undo.
     ds = ["-n", "kube-flannel", "daemonset/kube-flannel-ds"]
     k("-n", "kube-flannel", "set", "image", "daemonset/kube-flannel-ds",
-      "kube-flannel=ghcr.io/flannel-io/flannel:v0.28.9")
+      "kube-flannel=ghcr.io/flannel-io/flannel:v0.28.8")
     k("rollout", "status", *ds, "--timeout=60s")
     revisions = rows(k("rollout", "history", *ds).stdout)[1:]
     assert len(revisions) >= 2
@@ -188,9 +192,9 @@ def test_apply_diff_and_server_dry_runs(k: Kubectl) -> None:
     k("rollout", "status", *ds, "--timeout=60s")
     assert k("-n", "kube-flannel", "get", "daemonset", "kube-flannel-ds", "-o",
              "jsonpath={.spec.template.spec.containers[0].image}").stdout == \
-        "ghcr.io/flannel-io/flannel:v0.28.0"
+        "ghcr.io/flannel-io/flannel:v0.28.9"
     # diff and dry runs show the change and make none.
-    changed = k.file("dashboard-2.yaml", DASHBOARD_LIKE.replace(
+    changed = k.file("dashboard-2.yaml", DASHBOARD_FULL.replace(
         "metrics-scraper:v1.0.8", "metrics-scraper:v1.0.9"))
     diff = k("diff", "-f", changed, check=False)
     assert diff.returncode == 1

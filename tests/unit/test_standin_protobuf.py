@@ -8,9 +8,9 @@ import pytest
 
 from kube_standin import protobuf, resources
 from kube_standin.protobuf_types import KIND_MESSAGES
-from manifests import FLANNEL_LIKE
+from manifests import FLANNEL_INSTALL_CONF
 from standin_cluster import running_cluster, start_kubelet
-from ui_manifests import DASHBOARD_LIKE, HEADLAMP_LIKE
+from ui_manifests import DASHBOARD_FULL, HEADLAMP_FULL
 
 
 def varint(n: int) -> bytes:
@@ -81,8 +81,8 @@ def test_every_served_object_survives_a_protobuf_round_trip(tmp_path: Path) -> N
         kubelet = start_kubelet(c, "pi-1", tmp_path / "nodes")
         try:
             c.kubectl("apply", "-f", str(_write(tmp_path, "ui.yaml",
-                                                DASHBOARD_LIKE + "---\n" + HEADLAMP_LIKE)))
-            c.kubectl("apply", "-f", str(_write(tmp_path, "flannel.yaml", FLANNEL_LIKE)))
+                                                DASHBOARD_FULL + "---\n" + HEADLAMP_FULL)))
+            c.kubectl("apply", "-f", str(_write(tmp_path, "flannel.yaml", FLANNEL_INSTALL_CONF)))
             c.kubectl("create", "job", "once", "--image=busybox:1.36")
             c.kubectl("-n", "kubernetes-dashboard", "rollout", "status",
                       "deployment/kubernetes-dashboard", "--timeout=60s")
