@@ -188,6 +188,48 @@ def api_group(name: str) -> dict[str, Any] | None:
             "preferredVersion": gv}
 
 
+def _subresource(k: Kind, sub: str) -> tuple[str, str, str, tuple[str, ...]]:
+    """(group, version, kind, verbs) of one subresource of `k`, the parent's filled in."""
+    group, version, kind, verbs = SUBRESOURCES.get(f"{k.plural}/{sub}") or SUBRESOURCES[sub]
+    return (group or k.group, version or k.version, kind or k.kind, verbs)
+
+
+DISCOVERY_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+def aggregated_discovery(legacy: bool) -> dict[str, Any]:
+    """`/api` (legacy) or `/apis` as an `apidiscovery.k8s.io/v2` APIGroupDiscoveryList: every
+    group, version, resource and subresource in one document (kubectl 1.26+ asks for it)."""
+    items = []
+    for name, kinds in GROUPS.items():
+        if bool(name) == legacy:
+            continue
+        served = []
+        for k in kinds:
+            entry: dict[str, Any] = {
+                "resource": k.plural,
+                "responseKind": {"group": k.group, "version": k.version, "kind": k.kind},
+                "scope": "Namespaced" if k.namespaced else "Cluster",
+                "singularResource": k.kind.lower(), "verbs": list(k.verbs)}
+            if k.short:
+                entry["shortNames"] = list(k.short)
+            if k.categories:
+                entry["categories"] = list(k.categories)
+            subs = []
+            for sub in k.subresources:
+                group, version, kind, verbs = _subresource(k, sub)
+                subs.append({"subresource": sub, "responseKind": {
+                    "group": group, "version": version, "kind": kind}, "verbs": list(verbs)})
+            if subs:
+                entry["subresources"] = subs
+            served.append(entry)
+        items.append({"metadata": {"name": name, "creationTimestamp": None},
+                      "versions": [{"version": kinds[0].version, "resources": served,
+                                    "freshness": "Current"}]})
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+            "metadata": {}, "items": items}
+
+
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
     """`/api/v1` or `/apis/G/V`: the resources and subresources of one group version."""
     kinds = [k for k in GROUPS.get(group, []) if k.version == version]
@@ -205,12 +247,11 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
             entry["categories"] = list(k.categories)
         resources.append(entry)
         for sub in k.subresources:
-            sub_group, sub_version, sub_kind, verbs = SUBRESOURCES.get(
-                f"{k.plural}/{sub}") or SUBRESOURCES[sub]
+            sub_group, sub_version, sub_kind, verbs = _subresource(k, sub)
             item: dict[str, Any] = {"name": f"{k.plural}/{sub}", "singularName": "",
-                                    "namespaced": k.namespaced, "kind": sub_kind or k.kind,
+                                    "namespaced": k.namespaced, "kind": sub_kind,
                                     "verbs": list(verbs)}
-            if sub_group:
+            if sub_group != k.group:
                 item.update(group=sub_group, version=sub_version)
             resources.append(item)
     gv = f"{group}/{version}" if group else version

@@ -147,6 +147,11 @@ def _non_resource(req: Request, segs: list[str]) -> None:
         req.handler.send_text(200, "ok")
         return
     doc: Obj | None = None
+    if req.path in ("/api", "/apis") and _wants_aggregated(req):
+        doc = resources.aggregated_discovery(legacy=req.path == "/api")
+        req.handler.send_raw(200, json.dumps(doc, separators=(",", ":")).encode(),
+                             resources.DISCOVERY_V2)
+        return
     if req.path == "/api":
         doc = resources.api_versions(req.api.address)
     elif req.path == "/apis":
@@ -171,6 +176,17 @@ def _non_resource(req: Request, segs: list[str]) -> None:
     if doc is None:
         raise not_found()
     req.send(200, doc)
+
+
+def _wants_aggregated(req: Request) -> bool:
+    """Whether the client prefers aggregated discovery (v2) to the legacy documents."""
+    for wanted in media.parse_accept(req.handler.headers.get("Accept", "")):
+        if wanted.as_ == "APIGroupDiscoveryList":
+            return wanted.params.get("g") == "apidiscovery.k8s.io" and \
+                wanted.params.get("v") == "v2"
+        if wanted.type in (media.JSON, "*/*", "application/*", media.PROTOBUF):
+            return False
+    return False
 
 
 # What kubectl asks /openapi/v2 for; the real server answers it as application/octet-stream.

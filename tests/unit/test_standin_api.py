@@ -352,3 +352,23 @@ def test_custom_resource_definitions_are_listed_not_served(cluster: Cluster) -> 
     assert status == 200 and listed["items"] == []
     status, err = cluster.request("POST", crds, {"metadata": {"name": "widgets.example.com"}})
     assert status == 405 and "sandbox stand-in" in err["message"]
+
+
+def test_aggregated_discovery(cluster: Cluster) -> None:
+    v2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    status, ctype, body = raw(cluster, "GET", "/apis", headers={"Accept": f"{v2},"
+                                                                         "application/json"})
+    doc = json.loads(body)
+    assert status == 200 and ctype == v2 and doc["kind"] == "APIGroupDiscoveryList"
+    apps = next(g for g in doc["items"] if g["metadata"]["name"] == "apps")
+    deployments = next(r for r in apps["versions"][0]["resources"]
+                       if r["resource"] == "deployments")
+    assert deployments["scope"] == "Namespaced" and "scale" in [
+        s["subresource"] for s in deployments["subresources"]]
+    status, _, body = raw(cluster, "GET", "/api", headers={"Accept": v2})
+    pods = next(r for r in json.loads(body)["items"][0]["versions"][0]["resources"]
+                if r["resource"] == "pods")
+    eviction = next(s for s in pods["subresources"] if s["subresource"] == "eviction")
+    assert eviction["responseKind"] == {"group": "policy", "version": "v1", "kind": "Eviction"}
+    status, ctype, body = raw(cluster, "GET", "/api", headers={"Accept": "application/json"})
+    assert json.loads(body)["kind"] == "APIVersions"
