@@ -3,42 +3,110 @@
 `kubeadm init` writes `/etc/kubernetes/manifests/kube-apiserver.yaml` like the real one; the
 `kube-apiserver-standin` service reads its flags from that manifest (and the controller-manager's
 for the pod CIDR), so the files on the node tell the truth about what runs.
+
+This module is the HTTP plumbing: every connection gets its own thread, whose TLS handshake and
+reads run under timeouts, so a client that says nothing holds up only itself. Bodies are read
+only once a request is authenticated and routed, capped at 3 MiB like the real server's. What
+each path does is in `routes`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import socket
 import ssl
 import sys
 import threading
-from collections.abc import Iterator
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import yaml
 from cryptography import x509
 
-from . import auth, controllers, paths, pki, protobuf, proxy, resources, services
-from .api import ApiServer, version_info
+from . import auth, controllers, media, paths, pki, routes, services
+from .api import ApiServer
 from .paths import BANNER, git_version
-from .resources import Kind
 from .store import ApiError, Obj
 
 log = logging.getLogger("kube-apiserver-standin")
 
+HANDSHAKE_TIMEOUT = 10.0  # seconds for a new connection to finish its TLS handshake
+IDLE_TIMEOUT = 90.0  # seconds a connection may sit silent (between or within requests)
+# Seconds, and bytes, read and dropped before a connection is closed: enough for a client to
+# finish sending a body a few MiB over the limit and read the 413 (Go's client reads the
+# answer only once its write is done).
+LINGER_TIMEOUT = 2.0
+LINGER_BYTES = 16 * 1024 * 1024
 
-# ---- HTTP ----
+
+class Server(ThreadingHTTPServer):
+    """Accepts at once and hands each connection, handshake included, to its own thread."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler: type[Handler],
+                 context: ssl.SSLContext) -> None:
+        super().__init__(address, handler)
+        self.context = context
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # As Go's server: no Nagle delay between a response's headers and its body.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            conn = self.context.wrap_socket(request, server_side=True)
+        except (OSError, ValueError) as exc:  # silent, slow or not TLS at all
+            log.debug("%s: handshake failed: %s", client_address[0], exc)
+            return
+        try:
+            conn.settimeout(IDLE_TIMEOUT)
+            self.RequestHandlerClass(conn, client_address, self)  # type: ignore[arg-type]
+        except OSError as exc:
+            log.debug("%s: connection ended: %s", client_address[0], exc)
+        finally:
+            _linger(conn)
+
+
+def _linger(conn: ssl.SSLSocket) -> None:
+    """Close after the answer has reached the client: stop sending, then read and drop what
+    the client still sends for a moment (a body we refused), as Go's server does. Closing with
+    unread data would reset the connection and could destroy the answer in flight."""
+    with contextlib.suppress(OSError, ValueError):
+        conn.shutdown(socket.SHUT_WR)  # ends TLS too: what follows is read as raw bytes
+        deadline = time.monotonic() + LINGER_TIMEOUT
+        drained = 0
+        while time.monotonic() < deadline and drained < LINGER_BYTES:
+            conn.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            drained += len(chunk)
+    with contextlib.suppress(OSError):
+        conn.close()
+
+
+class BodyTooLarge(ApiError):
+    """413, as the real server words it."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "RequestEntityTooLarge",
+                         f"Request entity too large: limit is {media.MAX_BODY}")
+
 
 class Handler(BaseHTTPRequestHandler):
-    """Routes one HTTP request to the ApiServer."""
+    """One connection: parses requests, authenticates, routes, and encodes answers."""
 
     protocol_version = "HTTP/1.1"
     server_version = "kube-apiserver-standin"
     api: ApiServer
+    _body: bytes | None
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
@@ -58,218 +126,164 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
-    def _send(self, code: int, obj: Obj | str) -> None:
-        raw = (obj if isinstance(obj, str) else json.dumps(obj)).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "text/plain; charset=utf-8" if isinstance(obj, str)
-                         else "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.send_header("Cache-Control", "no-cache, private")
-        self.end_headers()
-        self.wfile.write(raw)
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
 
-    def _user(self) -> auth.User:
-        subject = None
-        cert = self.connection.getpeercert(binary_form=True)
-        if cert:
-            subject = pki.subject_of(x509.load_der_x509_certificate(cert).public_bytes(
-                pki.serialization.Encoding.PEM))
-        bearer = self.headers.get("Authorization", "")
-        bearer = bearer[7:].strip() if bearer.lower().startswith("bearer ") else ""
-        return auth.authenticate(self.api.store, subject, bearer, self.api.sa_pub)
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
 
+    # ---- requests ----
     def _dispatch(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        self._body = None
+        self.api.context.warnings = []
         try:
-            if "protobuf" in self.headers.get("Content-Type", ""):
-                body = self._from_protobuf(body)
-            self._route(method, body)
+            self._check_framing()
+            routes.route(self, method)
         except ApiError as err:
-            self._send(err.code, err.status())
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            self.send_status(err)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError, ssl.SSLError):
             self.close_connection = True
         except Exception as exc:  # the server stays up and answers like the real one
             log.exception("internal error")
-            self._send(500, ApiError(500, "InternalError", f"Internal error occurred: {exc}")
-                       .status())
+            self.send_status(ApiError(500, "InternalError", f"Internal error occurred: {exc}"))
+        finally:
+            if self._body is None and self._has_body():
+                self.close_connection = True  # an unread body must not be taken as a request
 
-    def _from_protobuf(self, body: bytes) -> bytes:
-        """kubectl's typed commands send protobuf: decode the kinds they create, as JSON."""
-        path = urlsplit(self.path).path.rstrip("/").split("/")
-        kind = None
-        for k in resources.KINDS:
-            if k.plural in path[-3:]:
-                kind = k
-        wanted = "TokenRequest" if path[-1] == "token" else kind.kind if kind else ""
+    def _check_framing(self) -> None:
+        """A body's length must be a length (before anything else, as Go's HTTP server)."""
+        length = self.headers.get("Content-Length")
+        coding = self.headers.get("Transfer-Encoding")
+        if length is not None and not length.strip().isdigit():
+            raise ApiError(400, "BadRequest", f"bad Content-Length {length!r}")
+        if coding is not None and (coding.strip().lower() != "chunked" or length is not None):
+            raise ApiError(400, "BadRequest", f"unsupported Transfer-Encoding {coding!r}")
+
+    def _has_body(self) -> bool:
+        return bool(self.headers.get("Transfer-Encoding")) or \
+            self.headers.get("Content-Length", "0").strip() not in ("", "0")
+
+    def read_body(self) -> bytes:
+        """The request body, read once: at most 3 MiB (413 above, unread), 400 when its
+        length is not a length."""
+        if self._body is not None:
+            return self._body
+        if self.headers.get("Transfer-Encoding"):
+            self._body = self._read_chunked()
+            return self._body
+        length = self.headers.get("Content-Length", "").strip()
+        if not length:
+            self._body = b""
+            return self._body
+        if int(length) > media.MAX_BODY:
+            raise BodyTooLarge()
+        self._body = self.rfile.read(int(length))
+        if len(self._body) < int(length):
+            self.close_connection = True
+            raise ApiError(400, "BadRequest", "the request body ended early")
+        return self._body
+
+    def _read_chunked(self) -> bytes:
+        out = bytearray()
+        while True:
+            line = self.rfile.readline(1024)
+            size_text = line.split(b";")[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise ApiError(400, "BadRequest", "malformed chunked body") from None
+            if size == 0:
+                while self.rfile.readline(1024).strip():
+                    pass  # trailers
+                return bytes(out)
+            if len(out) + size > media.MAX_BODY:
+                raise BodyTooLarge()
+            out += self.rfile.read(size)
+            self.rfile.readline(8)
+
+    def peer_subject(self) -> tuple[str, list[str]] | None:
+        """CN and O of a verified client certificate, or None."""
+        cert = self.connection.getpeercert(binary_form=True)
+        if not cert:
+            return None
+        return pki.subject_of(x509.load_der_x509_certificate(cert).public_bytes(
+            pki.serialization.Encoding.PEM))
+
+    def user(self) -> auth.User:
+        """Who is asking: certificate, bearer token or nobody; then impersonation, if asked."""
+        bearer = self.headers.get("Authorization", "")
+        bearer = bearer[7:].strip() if bearer.lower().startswith("bearer ") else ""
+        who = auth.authenticate(self.api.store, self.peer_subject(), bearer, self.api.sa_pub)
+        return auth.impersonate(self.api.authorizer, who, self.headers)
+
+    # ---- answers ----
+    def send_raw(self, code: int, raw: bytes, content_type: str,
+                 extra: dict[str, str] | None = None) -> None:
+        """Send a complete response."""
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(raw)))
+        self.send_header("Cache-Control", "no-cache, private")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self._warnings()
+        if self._body is None and self._has_body():
+            self.close_connection = True  # answered without reading the body: end here
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(raw)
+
+    def _warnings(self) -> None:
+        for text in dict.fromkeys(self.api.context.warnings):
+            self.send_header("Warning", '299 - "' + text.replace('"', '\\"') + '"')
+
+    def send_text(self, code: int, text: str) -> None:
+        """A plain-text answer (/healthz and friends)."""
+        self.send_raw(code, text.encode(), "text/plain; charset=utf-8")
+
+    def send_object(self, code: int, doc: Obj, table: routes.TableFor | None = None) -> None:
+        """`doc` in the first encoding the client accepts: JSON, YAML, protobuf, or as a
+        Table/PartialObjectMetadata when `table` can make one."""
+        accept = self.headers.get("Accept", "")
+        for wanted in media.parse_accept(accept):
+            rendered: tuple[bytes, str] | None
+            if wanted.as_:
+                converted = table(wanted) if table is not None and doc.get(
+                    "kind") != "Status" else None
+                rendered = None if converted is None else media.render(
+                    converted, media.MediaRange(media.JSON))
+            else:
+                rendered = media.render(doc, wanted)
+            if rendered is not None:
+                self.send_raw(code, *rendered)
+                return
+        if doc.get("kind") == "Status":  # an error goes out in JSON whatever was asked
+            self.send_raw(code, json.dumps(doc).encode(), media.JSON)
+            return
+        self.send_status(media.not_acceptable(accept))
+
+    def send_status(self, err: ApiError) -> None:
+        """A failure as a `Status` object."""
         try:
-            return json.dumps(protobuf.decode(body, wanted)).encode()
-        except protobuf.Unsupported as exc:
-            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an "
-                           "unknown format - accepted media types include: application/json, "
-                           "application/yaml (sandbox stand-in: protobuf is decoded only for "
-                           f"{', '.join(sorted(protobuf.KINDS))}; {exc})") from None
+            self.send_object(err.code, err.status())
+        except OSError:
+            self.close_connection = True
 
-    def _route(self, method: str, body: bytes) -> None:
-        url = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        path = url.path.rstrip("/") or "/"
-        user = self._user()
-        segs = [s for s in path.split("/") if s]
-        verb = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
-                "DELETE": "delete"}[method]
-        if path in auth.PUBLIC_PATHS:
-            auth.authorize(self.api.store, user, verb, path=path)
-            self._send(200, version_info() if path == "/version" else "ok")
-            return
-        if segs[:2] == ["api", "v1"] and len(segs) > 2:
-            group, version, rest = "", "v1", segs[2:]
-        elif segs and segs[0] == "apis" and len(segs) > 3:
-            group, version, rest = segs[1], segs[2], segs[3:]
-        else:
-            auth.authorize(self.api.store, user, verb, path=path)
-            self._discovery(path, segs)
-            return
-        namespace = ""
-        if (len(rest) >= 3 and rest[0] == "namespaces"
-                and resources.find(group, version, rest[2]) is not None):
-            namespace, rest = rest[1], rest[2:]
-        if proxy.handles(group, rest):  # proxies, logs and streams: proxy.py
-            proxy.serve(self, self.api, method, namespace, rest, user, body)
-            return
-        kind = resources.find(group, version, rest[0])
-        if kind is None or len(rest) > 3 or (len(rest) == 3 and rest[2] not in kind.subresources):
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        name = rest[1] if len(rest) > 1 else ""
-        sub = rest[2] if len(rest) > 2 else ""
-        if method == "GET" and not name:
-            verb = "watch" if query.get("watch") in ("1", "true") else "list"
-        resource = f"{kind.plural}/{sub}" if sub else kind.plural
-        auth.authorize(self.api.store, user, verb, group=group, resource=resource,
-                       namespace=namespace, name=name)
-        self._resource(method, verb, kind, namespace, name, sub, query, body, user)
-
-    def _discovery(self, path: str, segs: list[str]) -> None:
-        doc: Obj | None = None
-        if path == "/api":
-            doc = resources.api_versions(self.api.address)
-        elif path == "/apis":
-            doc = resources.api_group_list()
-        elif path == "/api/v1":
-            doc = resources.resource_list("", "v1")
-        elif len(segs) == 2 and segs[0] == "apis":
-            doc = resources.api_group(segs[1])
-        elif len(segs) == 3 and segs[0] == "apis":
-            doc = resources.resource_list(segs[1], segs[2])
-        elif path == "/openapi/v3":
-            doc = resources.openapi_root()
-        elif segs[:3] == ["openapi", "v3", "api"] and segs[3:] == ["v1"]:
-            doc = resources.openapi_group_version("", "v1")
-        elif segs[:3] == ["openapi", "v3", "apis"] and len(segs) == 5:
-            doc = resources.openapi_group_version(segs[3], segs[4])
-        if doc is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        self._send(200, doc)
-
-    def _wants_table(self) -> bool:
-        return "as=Table" in self.headers.get("Accept", "")
-
-    def _resource(self, method: str, verb: str, kind: Kind, namespace: str, name: str,
-                  sub: str, query: dict[str, str], body: bytes, user: auth.User) -> None:
-        api, store = self.api, self.api.store
-        ns = namespace if kind.namespaced else ""
-        # As the real server: the named field manager, else the client's program name.
-        manager = query.get("fieldManager") or self.headers.get("User-Agent", "").split("/")[0]
-        if verb == "list":
-            items, rv = store.list(kind, ns, query.get("labelSelector", ""),
-                                   query.get("fieldSelector", ""))
-            if self._wants_table():
-                self._send(200, resources.table(kind.kind, items, rv))
-            else:
-                self._send(200, {"kind": kind.kind + "List", "apiVersion": kind.api_version,
-                                 "metadata": {"resourceVersion": rv}, "items": items})
-        elif verb == "watch":
-            self._watch(kind, ns, query)
-        elif verb == "get":
-            obj = store.get(kind, ns, name)
-            if kind.kind == "ConfigMap" and (ns, name) == ("kube-public", "cluster-info"):
-                obj = api.sign_cluster_info(obj)
-            if self._wants_table():
-                self._send(200, resources.table(kind.kind, [obj], obj["metadata"][
-                    "resourceVersion"]))
-            else:
-                self._send(200, obj)
-        elif method == "POST":
-            doc = json.loads(body or b"{}")
-            if sub == "token" and kind.kind == "ServiceAccount":
-                self._send(201, api.token_request(namespace, name, doc))
-            elif name:
-                raise ApiError(405, "MethodNotAllowed",
-                               "the server does not allow this method on the requested resource")
-            else:
-                self._check_body(kind, doc)
-                self._send(201, api.create(kind, doc, namespace, user, manager))
-        elif method == "PUT":
-            doc = json.loads(body or b"{}")
-            self._check_body(kind, doc)
-            self._send(200, api.update(kind, doc, namespace, name, sub, manager))
-        elif method == "PATCH":
-            code, obj = api.patch(kind, namespace, name, sub,
-                                  self.headers.get("Content-Type", ""), body, query, user,
-                                  manager)
-            self._send(code, obj)
-        elif method == "DELETE":
-            obj = store.delete(kind, ns, name)
-            if kind.kind == "Namespace":
-                controllers.delete_namespace(store, name)
-            self._send(200, obj)
-
-    @staticmethod
-    def _check_body(kind: Kind, doc: Obj) -> None:
-        if doc.get("kind") not in (None, kind.kind) or doc.get("apiVersion") not in (
-                None, kind.api_version):
-            raise ApiError(400, "BadRequest", f"the API version in the data "
-                           f"({doc.get('apiVersion')}) does not match the expected API version "
-                           f"({kind.api_version})")
-
-    def _watch(self, kind: Kind, ns: str, query: dict[str, str]) -> None:
-        since = query.get("resourceVersion") or ""
-        start = int(since) if since.isdigit() and since != "0" else None
-        timeout = float(query.get("timeoutSeconds") or 1800)
-        table = self._wants_table()
-        labels, fields = query.get("labelSelector", ""), query.get("fieldSelector", "")
-        initial: list[Obj] = []
-        if start is None:
-            # No resourceVersion: the real server first sends every object as ADDED.
-            initial, rv = self.api.store.list(kind, ns, labels, fields)
-            start = int(rv)
+    def start_stream(self, content_type: str) -> None:
+        """Headers of a chunked response (watch)."""
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
+        self._warnings()
         self.end_headers()
-        events: Iterator[tuple[str, Obj]] = iter([("ADDED", o) for o in initial])
-        try:
-            for kind_type, obj in _chain(events, self.api.store.watch(
-                    kind, start, ns, labels, fields, timeout)):
-                if not kind_type:
-                    continue
-                if table:
-                    obj = resources.table(kind.kind, [obj], obj["metadata"]["resourceVersion"])
-                self._chunk(json.dumps({"type": kind_type, "object": obj}).encode() + b"\n")
-        except ApiError as err:
-            self._chunk(json.dumps({"type": "ERROR", "object": err.status()}).encode() + b"\n")
-        self._chunk(b"")
-        self.close_connection = True
 
-    def _chunk(self, data: bytes) -> None:
+    def write_chunk(self, data: bytes) -> None:
+        """One chunk (an empty one ends the stream)."""
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
-
-
-def _chain(*its: Iterator[tuple[str, Obj]]) -> Iterator[tuple[str, Obj]]:
-    for it in its:
-        yield from it
 
 
 def _manifest_flags(directory: Path) -> list[str]:
@@ -308,18 +322,21 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def serve(args: argparse.Namespace, ready: threading.Event | None = None,
-          stop: threading.Event | None = None) -> None:
-    """Run until `stop` is set (or forever)."""
-    api = ApiServer(args)
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext:
+    """Serving certificate, client CAs, client certificates optional (tokens are allowed)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.tls_cert_file, args.tls_private_key_file)
     ctx.load_verify_locations(args.client_ca_file)
     ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+def serve(args: argparse.Namespace, ready: threading.Event | None = None,
+          stop: threading.Event | None = None) -> None:
+    """Run until `stop` is set (or forever)."""
+    api = ApiServer(args)
     handler = type("BoundHandler", (Handler,), {"api": api})
-    httpd = ThreadingHTTPServer((args.bind_address, args.secure_port), handler)
-    httpd.daemon_threads = True
-    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    httpd = Server((args.bind_address, args.secure_port), handler, tls_context(args))
     stop = stop or threading.Event()
     grace = float(args.node_monitor_grace_period.rstrip("s"))
     loop = threading.Thread(target=controllers.run, args=(api, stop, grace), daemon=True)

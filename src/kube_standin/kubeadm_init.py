@@ -136,6 +136,18 @@ def _rbac(client: Client) -> None:
         "metadata": {"name": "kubeadm:kubelet-bootstrap"},
         "roleRef": role_ref("ClusterRole", "system:node-bootstrapper"),
         "subjects": [group(TOKEN_GROUP)]})
+    # What lets the controller-manager approve kubelet client CSRs: from the bootstrap token
+    # (joining) and from a node renewing its own certificate.
+    client.ensure(f"{rbac}/clusterrolebindings", {
+        "metadata": {"name": "kubeadm:node-autoapprove-bootstrap"},
+        "roleRef": role_ref("ClusterRole", "system:certificates.k8s.io:"
+                                           "certificatesigningrequests:nodeclient"),
+        "subjects": [group(TOKEN_GROUP)]})
+    client.ensure(f"{rbac}/clusterrolebindings", {
+        "metadata": {"name": "kubeadm:node-autoapprove-certificate-rotation"},
+        "roleRef": role_ref("ClusterRole", "system:certificates.k8s.io:"
+                                           "certificatesigningrequests:selfnodeclient"),
+        "subjects": [group("system:nodes")]})
     client.ensure(f"{rbac}/namespaces/kube-system/roles", {
         "metadata": {"name": "kubeadm:nodes-kubeadm-config", "namespace": "kube-system"},
         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"],

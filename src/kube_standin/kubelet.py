@@ -245,6 +245,8 @@ class Kubelet:
             has_ip = host_net or st.get("podIP") not in (None, "", self.address)
             if running and has_ip and _ready(st):
                 continue
+            if st.get("phase") in ("Succeeded", "Failed"):
+                continue  # a finished pod is never started again
             notes: dict[str, list[str]] = {}
             if running and has_ip:
                 # Marked not Ready while this node was away: its containers kept running.
@@ -265,6 +267,7 @@ class Kubelet:
                 status = self.waiting(pod)
             if status["phase"] == "Running":
                 podlogs.record_start(pod, self.name, notes)
+            status = run_to_completion(pod, status)
             if status != st:
                 try:
                     self.client.merge_patch(f"/api/v1/namespaces/{pod['metadata']['namespace']}"
@@ -395,6 +398,27 @@ class Kubelet:
                 log.warning("sync failed: %s", err.message)
             self.stop.wait(2)
             ticks += 2
+
+
+def run_to_completion(pod: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """Nothing runs, so a pod whose containers are not restarted (restartPolicy Never or
+    OnFailure: Job pods, `kubectl run --restart=Never`) has them exit 0 at once and succeeds,
+    as a real one does when its command ends."""
+    if status.get("phase") != "Running" or \
+            pod["spec"].get("restartPolicy", "Always") == "Always":
+        return status
+    now = stamp()
+    done = dict(status, phase="Succeeded", conditions=[
+        dict(c, status="False", reason="PodCompleted", lastTransitionTime=now)
+        if c["type"] in ("Ready", "ContainersReady", "PodReadyToStartContainers") else c
+        for c in status.get("conditions") or []])
+    done["containerStatuses"] = [
+        dict(c, ready=False, started=False, state={"terminated": {
+            "exitCode": 0, "reason": "Completed",
+            "startedAt": ((c.get("state") or {}).get("running") or {}).get("startedAt", now),
+            "finishedAt": now, "containerID": c.get("containerID", "")}})
+        for c in status.get("containerStatuses") or []]
+    return done
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,18 +1,42 @@
-"""Patches: JSON merge (RFC 7386), strategic merge and server-side apply, as far as pifleet needs.
+"""Patches: JSON patch (RFC 6902), JSON merge (RFC 7386), strategic merge and server-side apply.
 
-Strategic merge here knows one rule of the real one: lists of objects that all carry a `name`
-(containers, volumes, env, ports with names) merge item by item; other lists are replaced.
-Directives (`$patch`, `$setElementOrder/...`, `$retainKeys`, `$deleteFromPrimitiveList/...`)
-are honoured as far as `$patch: delete|replace` and otherwise dropped.
+Strategic merge follows the real one's rules for the lists whose Go fields carry a merge key
+(`patchMergeKey`, see `LIST_KEYS`): containers, volumes, env, ports, volume mounts, conditions
+merge item by item; every other list (args, tolerations, rules, subjects) is replaced whole.
+Directives: `$patch` (replace, delete, merge), `$retainKeys`, `$deleteFromPrimitiveList/...`,
+`$setElementOrder/...` (order is kept as the server had it).
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 from typing import Any
 
-MERGE_KEYS = ("name", "containerPort", "mountPath", "ip", "type", "topologyKey", "port")
+# Field name -> merge key of the list it holds, as the API's Go types declare them.
+LIST_KEYS: dict[str, str] = {
+    "containers": "name", "initContainers": "name", "ephemeralContainers": "name",
+    "volumes": "name", "env": "name", "volumeMounts": "mountPath", "volumeDevices": "devicePath",
+    "imagePullSecrets": "name", "hostAliases": "ip", "conditions": "type", "addresses": "type",
+    "ownerReferences": "uid", "taints": "key", "topologySpreadConstraints": "topologyKey",
+    "resourceClaims": "name", "schedulingGates": "name", "secrets": "name",
+    "podIPs": "ip", "hostIPs": "ip", "resizePolicy": "resourceName",
+}
+# Lists of strings the real types merge as sets (patchStrategy merge without a key).
+SET_LISTS = {"finalizers"}
+
+
+def merge_key(field: str | None, items: list[Any]) -> str | None:
+    """The merge key of the list held by `field` (ports: containerPort or port)."""
+    if field == "ports":
+        dicts = [i for i in items if isinstance(i, dict)]
+        return "containerPort" if any("containerPort" in i for i in dicts) else "port"
+    return LIST_KEYS.get(field or "")
+
+
+class PatchError(ValueError):
+    """A patch that cannot be applied (the server answers 422)."""
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -28,46 +52,176 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def _merge_key(items: list[Any]) -> str | None:
-    if not items or not all(isinstance(i, dict) for i in items):
-        return None
-    for key in MERGE_KEYS:
-        if all(key in i for i in items):
-            return key
-    return None
-
-
-def strategic_merge(target: Any, patch: Any) -> Any:
-    """Strategic merge patch (the subset described in the module docstring)."""
+def strategic_merge(target: Any, patch: Any, field: str | None = None) -> Any:
+    """Strategic merge patch of `patch` onto `target` (`field`: the name holding them)."""
     if isinstance(patch, dict):
-        if patch.get("$patch") == "replace":
-            return {k: v for k, v in patch.items() if k != "$patch"}
-        result = dict(target) if isinstance(target, dict) else {}
-        for key, value in patch.items():
-            if key.startswith("$"):
-                continue
-            if value is None:
+        return _merge_map(target, patch)
+    if isinstance(patch, list):
+        return _merge_list(target if isinstance(target, list) else [], patch, field)
+    return copy.deepcopy(patch)
+
+
+def _merge_map(target: Any, patch: dict[str, Any]) -> Any:
+    directive = patch.get("$patch")
+    if directive == "replace":
+        return {k: copy.deepcopy(v) for k, v in patch.items() if not k.startswith("$")}
+    if directive == "delete":
+        return None
+    result = dict(target) if isinstance(target, dict) else {}
+    retain = patch.get("$retainKeys")
+    if isinstance(retain, list):
+        result = {k: v for k, v in result.items() if k in retain}
+    for key, value in patch.items():
+        if key.startswith("$deleteFromPrimitiveList/"):
+            name = key.split("/", 1)[1]
+            if isinstance(result.get(name), list) and isinstance(value, list):
+                result[name] = [i for i in result[name] if i not in value]
+            continue
+        if key.startswith("$"):
+            continue
+        if value is None:
+            result.pop(key, None)
+        else:
+            merged = strategic_merge(result.get(key), value, key)
+            if merged is None and isinstance(value, dict) and value.get("$patch") == "delete":
                 result.pop(key, None)
             else:
-                result[key] = strategic_merge(result.get(key), value)
-        return result
-    if isinstance(patch, list):
-        old = target if isinstance(target, list) else []
-        mk = _merge_key([i for i in patch if not (isinstance(i, dict) and "$patch" in i)] + old)
-        if mk is None:
-            return copy.deepcopy(patch)
-        merged = [copy.deepcopy(i) for i in old]
-        for item in patch:
-            idx = next((n for n, o in enumerate(merged) if o.get(mk) == item.get(mk)), None)
-            if item.get("$patch") == "delete":
-                if idx is not None:
-                    merged.pop(idx)
-            elif idx is None:
-                merged.append(strategic_merge({}, item))
+                result[key] = merged
+    return result
+
+
+def _merge_list(old: list[Any], patch: list[Any], field: str | None) -> list[Any]:
+    if field in SET_LISTS:
+        return [*old, *(copy.deepcopy(i) for i in patch if i not in old)]
+    items = [i for i in patch if not (isinstance(i, dict) and "$patch" in i)]
+    if any(isinstance(i, dict) and i.get("$patch") == "replace" for i in patch):
+        return [strategic_merge({}, i, None) for i in items]
+    key = merge_key(field, [*items, *old])
+    if key is None or not all(isinstance(i, dict) for i in [*patch, *old]):
+        return copy.deepcopy(items)
+    merged = [copy.deepcopy(i) for i in old]
+    for item in patch:
+        idx = next((n for n, o in enumerate(merged) if o.get(key) == item.get(key)), None)
+        if item.get("$patch") == "delete":
+            if idx is not None:
+                merged.pop(idx)
+        elif idx is None:
+            merged.append(strategic_merge({}, item))
+        else:
+            merged[idx] = strategic_merge(merged[idx], item)
+    return merged
+
+
+# ---- JSON patch (RFC 6902) ----
+
+def _pointer(path: str) -> list[str]:
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise PatchError(f"invalid JSON pointer {path!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def _index(container: list[Any], part: str, adding: bool) -> int:
+    if part == "-" and adding:
+        return len(container)
+    if not part.isdigit() or (len(part) > 1 and part.startswith("0")):
+        raise PatchError(f"invalid array index {part!r}")
+    i = int(part)
+    if i > len(container) or (i == len(container) and not adding):
+        raise PatchError(f"array index {i} out of bounds")
+    return i
+
+
+def _parent(doc: Any, parts: list[str]) -> Any:
+    cur = doc
+    for part in parts[:-1]:
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list):
+            cur = cur[_index(cur, part, False)]
+        else:
+            raise PatchError(f"path /{'/'.join(parts)} does not exist")
+    return cur
+
+
+def _get(doc: Any, path: str) -> Any:
+    parts = _pointer(path)
+    if not parts:
+        return doc
+    parent = _parent(doc, parts)
+    last = parts[-1]
+    if isinstance(parent, dict):
+        if last not in parent:
+            raise PatchError(f"path {path} does not exist")
+        return parent[last]
+    if isinstance(parent, list):
+        return parent[_index(parent, last, False)]
+    raise PatchError(f"path {path} does not exist")
+
+
+def _remove(doc: Any, path: str) -> Any:
+    parts = _pointer(path)
+    if not parts:
+        raise PatchError("cannot remove the whole document")
+    parent = _parent(doc, parts)
+    if isinstance(parent, dict):
+        if parts[-1] not in parent:
+            raise PatchError(f"path {path} does not exist")
+        return parent.pop(parts[-1])
+    if isinstance(parent, list):
+        return parent.pop(_index(parent, parts[-1], False))
+    raise PatchError(f"path {path} does not exist")
+
+
+def _add(doc: Any, path: str, value: Any) -> Any:
+    parts = _pointer(path)
+    if not parts:
+        return value
+    parent = _parent(doc, parts)
+    if isinstance(parent, dict):
+        parent[parts[-1]] = value
+    elif isinstance(parent, list):
+        parent.insert(_index(parent, parts[-1], True), value)
+    else:
+        raise PatchError(f"path {path} does not exist")
+    return doc
+
+
+def json_patch(target: Any, operations: Any) -> Any:
+    """RFC 6902: apply `operations` (a list of add/remove/replace/move/copy/test) to a copy."""
+    if not isinstance(operations, list):
+        raise PatchError("a JSON patch is a list of operations")
+    doc = copy.deepcopy(target)
+    for op in operations:
+        if not isinstance(op, dict) or "op" not in op or "path" not in op:
+            raise PatchError(f"invalid operation {json.dumps(op)}")
+        kind, path = op["op"], op["path"]
+        if kind in ("add", "replace", "test") and "value" not in op:
+            raise PatchError(f"operation {kind} needs a value")
+        if kind == "add":
+            doc = _add(doc, path, copy.deepcopy(op["value"]))
+        elif kind == "remove":
+            _remove(doc, path)
+        elif kind == "replace":
+            _get(doc, path)
+            if not _pointer(path):
+                doc = copy.deepcopy(op["value"])
             else:
-                merged[idx] = strategic_merge(merged[idx], item)
-        return merged
-    return copy.deepcopy(patch)
+                _remove(doc, path)
+                doc = _add(doc, path, copy.deepcopy(op["value"]))
+        elif kind in ("move", "copy"):
+            source = op.get("from")
+            if not isinstance(source, str):
+                raise PatchError(f"operation {kind} needs from")
+            value = _remove(doc, source) if kind == "move" else copy.deepcopy(_get(doc, source))
+            doc = _add(doc, path, value)
+        elif kind == "test":
+            if _get(doc, path) != op["value"]:
+                raise PatchError(f"testing value {path} failed")
+        else:
+            raise PatchError(f"unknown operation {kind!r}")
+    return doc
 
 
 def fields_of(obj: Any) -> dict[str, Any]:
@@ -80,8 +234,9 @@ def fields_of(obj: Any) -> dict[str, Any]:
             continue
         if isinstance(value, dict):
             out[f"f:{key}"] = fields_of(value) or {}
-        elif isinstance(value, list) and _merge_key(value):
-            mk = _merge_key(value)
+        elif isinstance(value, list) and merge_key(key, value) and all(
+                isinstance(i, dict) and merge_key(key, value) in i for i in value):
+            mk = merge_key(key, value)
             out[f"f:{key}"] = {f'k:{{"{mk}":{_json_scalar(i[mk])}}}': fields_of(i) | {".": {}}
                                for i in value}
         else:
@@ -90,8 +245,6 @@ def fields_of(obj: Any) -> dict[str, Any]:
 
 
 def _json_scalar(v: Any) -> str:
-    import json
-
     return json.dumps(v)
 
 
@@ -158,8 +311,6 @@ def build_fields(paths: set[tuple[str, ...]]) -> dict[str, Any]:
 
 def value_at(obj: Any, path: tuple[str, ...]) -> Any:
     """The value a fieldsV1 path points at in `obj` (a private marker when absent)."""
-    import json
-
     cur = obj
     for part in path:
         if part.startswith("f:"):
@@ -179,8 +330,6 @@ def value_at(obj: Any, path: tuple[str, ...]) -> Any:
 
 def path_text(path: tuple[str, ...]) -> str:
     """`.spec.template.spec.containers[name="x"].image`, as conflict messages print paths."""
-    import json
-
     out = ""
     for part in path:
         if part.startswith("f:"):

@@ -52,10 +52,11 @@ class Handler(Protocol):
 
 
 class Api(Protocol):
-    """The part of the API server this module reads: its store and its flags."""
+    """The part of the API server this module reads: its store, flags and authorizer."""
 
     store: Store
     args: Any
+    authorizer: auth.Authorizer
 
 
 def handles(group: str, rest: list[str]) -> bool:
@@ -83,8 +84,8 @@ def serve(h: Handler, api: Api, method: str, namespace: str, rest: list[str],
     if parsed is None:
         raise ApiError(400, "BadRequest", f'invalid {plural[:-1]} request "{ident}"')
     scheme, name, port = parsed
-    auth.authorize(api.store, user, VERBS[method], resource=f"{plural}/{sub}",
-                   namespace=namespace, name=name)
+    auth.authorize(api.authorizer, user, auth.Attributes(
+        VERBS[method], "", plural, sub, namespace, name))
     url = urlsplit(h.path)
     if sub != "proxy":
         if len(rest) > 3:

@@ -10,6 +10,7 @@ import copy
 import datetime as dt
 import json
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -18,10 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from . import shape
 from .paths import write_private
 from .resources import Kind
 
 Obj = dict[str, Any]
+Objs = list[Obj]  # (inside Store, `list` names its method)
 
 
 class ApiError(Exception):
@@ -38,11 +41,28 @@ class ApiError(Exception):
                 "code": self.code}
 
 
+def condition(obj: Obj, kind: str) -> Obj:
+    """A copy of the status condition of that type, or {}."""
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == kind:
+            return dict(c)
+    return {}
+
+
 def not_found(kind: Kind, name: str) -> ApiError:
     """`<plural>.<group> "name" not found`, as the real server words it."""
-    res = f"{kind.plural}.{kind.group}" if kind.group else kind.plural
-    return ApiError(404, "NotFound", f'{res} "{name}" not found',
+    return ApiError(404, "NotFound", f'{kind.qualified} "{name}" not found',
                     {"name": name, "group": kind.group, "kind": kind.plural})
+
+
+# Kinds whose spec changes count in metadata.generation (the others have none).
+GENERATED = {"Deployment", "ReplicaSet", "DaemonSet", "Job", "Pod", "StatefulSet", "CronJob"}
+SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # generated name suffixes, as the real server's
+
+
+def suffix(n: int = 5) -> str:
+    """A random name suffix (`generateName`, volume names) from the real server's alphabet."""
+    return "".join(secrets.choice(SAFE_ALPHABET) for _ in range(n))
 
 
 def now_stamp() -> str:
@@ -153,6 +173,7 @@ class Store:
         self.rv = 0
         self.objects: dict[str, dict[tuple[str, str], Obj]] = {}
         self.history: deque[tuple[int, str, str, Obj]] = deque(maxlen=self.HISTORY)
+        self.kind_rv: dict[str, int] = {}  # kind key -> resourceVersion of its last change
         if path is not None and path.exists():
             data = json.loads(path.read_text())
             self.rv = int(data["resourceVersion"])
@@ -170,19 +191,39 @@ class Store:
 
     def _record(self, kind: Kind, kind_type: str, obj: Obj) -> None:
         self.history.append((self.rv, kind.key, kind_type, copy.deepcopy(obj)))
+        self.kind_rv[kind.key] = self.rv
         self._save()
         self.cond.notify_all()
 
     def list(self, kind: Kind, namespace: str = "", labels: str = "",
              fields: str = "") -> tuple[list[Obj], str]:
         """Matching objects, sorted by namespace and name, and the current resourceVersion."""
+        items, rv, _, _ = self.page(kind, namespace, labels, fields)
+        return items, rv
+
+    def page(self, kind: Kind, namespace: str = "", labels: str = "", fields: str = "",
+             limit: int = 0, after: tuple[str, str] | None = None
+             ) -> tuple[Objs, str, tuple[str, str] | None, int]:
+        """Up to `limit` matching objects after the key `after` (0: all), the resourceVersion,
+        the key of the last one returned when more remain (else None) and how many remain."""
         with self.cond:
-            items = [copy.deepcopy(o) for (ns, _), o in sorted(self.objects.get(kind.key,
-                                                                                {}).items())
-                     if (not namespace or ns == namespace)
-                     and label_match(labels, o["metadata"].get("labels") or {})
-                     and field_match(fields, o)]
-            return items, str(self.rv)
+            matching = [o for key, o in sorted(self.objects.get(kind.key, {}).items())
+                        if (not namespace or key[0] == namespace)
+                        and (after is None or key > after)
+                        and label_match(labels, o["metadata"].get("labels") or {})
+                        and field_match(fields, o)]
+            chosen = matching[:limit] if limit else matching
+            more = len(matching) - len(chosen)
+            last = None
+            if more and chosen:
+                meta = chosen[-1]["metadata"]
+                last = (meta.get("namespace", "") if kind.namespaced else "", meta["name"])
+            return [copy.deepcopy(o) for o in chosen], str(self.rv), last, more
+
+    def changed_at(self, *kinds: Kind) -> int:
+        """The resourceVersion of the last change to any of `kinds`."""
+        with self.cond:
+            return max((self.kind_rv.get(k.key, 0) for k in kinds), default=0)
 
     def get(self, kind: Kind, namespace: str, name: str) -> Obj:
         """One object, or NotFound."""
@@ -199,13 +240,14 @@ class Store:
         except ApiError:
             return None
 
-    def create(self, kind: Kind, obj: Obj) -> Obj:
-        """Store a new object, filling uid, timestamps and resourceVersion."""
+    def create(self, kind: Kind, obj: Obj, dry_run: bool = False, uid: str = "") -> Obj:
+        """Store a new object, filling uid, timestamps and resourceVersion (`dry_run`: only
+        say what would be stored)."""
         obj = copy.deepcopy(obj)
         with self.cond:
             meta = obj.setdefault("metadata", {})
             if not meta.get("name") and meta.get("generateName"):
-                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+                meta["name"] = meta["generateName"] + suffix()
             name = meta.get("name")
             if not name:
                 raise ApiError(422, "Invalid", f"{kind.kind} is invalid: metadata.name: "
@@ -214,23 +256,30 @@ class Store:
             ns = meta.get("namespace", "") if kind.namespaced else ""
             bucket = self.objects.setdefault(kind.key, {})
             if (ns, name) in bucket:
-                res = f"{kind.plural}.{kind.group}" if kind.group else kind.plural
-                raise ApiError(409, "AlreadyExists", f'{res} "{name}" already exists',
+                raise ApiError(409, "AlreadyExists", f'{kind.qualified} "{name}" already exists',
                                {"name": name, "group": kind.group, "kind": kind.plural})
             if not kind.namespaced:
                 meta.pop("namespace", None)
-            self.rv += 1
-            meta["uid"] = str(uuid.uuid4())
+            meta["uid"] = uid or str(uuid.uuid4())
             meta["creationTimestamp"] = now_stamp()
-            meta["resourceVersion"] = str(self.rv)
-            meta.setdefault("generation", 1)
+            if kind.kind in GENERATED:
+                meta.setdefault("generation", 1)
+            else:
+                meta.pop("generation", None)
             obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
+            shape.drop_empty(kind.api_version, kind.kind, obj)
+            if dry_run:
+                meta.pop("resourceVersion", None)
+                return obj
+            self.rv += 1
+            meta["resourceVersion"] = str(self.rv)
             bucket[(ns, name)] = obj
             self._record(kind, "ADDED", obj)
             return copy.deepcopy(obj)
 
-    def update(self, kind: Kind, obj: Obj, check_rv: bool = True) -> Obj:
-        """Replace an object; a stale `resourceVersion` is a Conflict as in the real server."""
+    def update(self, kind: Kind, obj: Obj, check_rv: bool = True, dry_run: bool = False) -> Obj:
+        """Replace an object; a stale `resourceVersion` is a Conflict as in the real server
+        (`dry_run`: only say what would be stored)."""
         obj = copy.deepcopy(obj)
         with self.cond:
             meta = obj.setdefault("metadata", {})
@@ -240,31 +289,50 @@ class Store:
                 raise not_found(kind, meta.get("name", ""))
             sent_rv = meta.get("resourceVersion")
             if check_rv and sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
-                res = f"{kind.plural}.{kind.group}" if kind.group else kind.plural
                 raise ApiError(409, "Conflict",
-                               f'Operation cannot be fulfilled on {res} "{meta["name"]}": the '
+                               f'Operation cannot be fulfilled on {kind.qualified} '
+                               f'"{meta["name"]}": the '
                                "object has been modified; please apply your changes to the "
                                "latest version and try again",
                                {"name": meta["name"], "group": kind.group, "kind": kind.plural})
             for fixed in ("uid", "creationTimestamp"):
                 meta[fixed] = old["metadata"][fixed]
-            gen = old["metadata"].get("generation", 1)
-            meta["generation"] = gen + 1 if obj.get("spec") != old.get("spec") else gen
+            shape.drop_empty(kind.api_version, kind.kind, obj)
+            if kind.kind in GENERATED:
+                gen = old["metadata"].get("generation", 1)
+                meta["generation"] = gen + 1 if obj.get("spec") != old.get("spec") else gen
+            else:
+                meta.pop("generation", None)
             if obj == old | {"metadata": obj["metadata"]} and _same_meta(meta, old["metadata"]):
                 return copy.deepcopy(old)  # a no-op write keeps the resourceVersion
+            obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
+            if dry_run:
+                meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+                return obj
             self.rv += 1
             meta["resourceVersion"] = str(self.rv)
-            obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
             self.objects[kind.key][(ns, meta["name"])] = obj
             self._record(kind, "MODIFIED", obj)
             return copy.deepcopy(obj)
 
-    def delete(self, kind: Kind, namespace: str, name: str) -> Obj:
-        """Remove an object at once (no finalizers or grace periods in the stand-in)."""
+    def delete(self, kind: Kind, namespace: str, name: str, dry_run: bool = False,
+               uid: str = "", resource_version: str = "") -> Obj:
+        """Remove an object at once (no finalizers or grace periods in the stand-in); `uid` and
+        `resource_version` are DeleteOptions' preconditions."""
         with self.cond:
-            obj = self.objects.get(kind.key, {}).pop((namespace, name), None)
+            obj = self.objects.get(kind.key, {}).get((namespace, name))
             if obj is None:
                 raise not_found(kind, name)
+            for key, wanted in (("UID", uid), ("ResourceVersion", resource_version)):
+                have = obj["metadata"]["uid" if key == "UID" else "resourceVersion"]
+                if wanted and wanted != have:
+                    raise ApiError(409, "Conflict", f"Operation cannot be fulfilled on "
+                                   f'{kind.qualified} "{name}": Precondition failed: {key} in '
+                                   f"precondition: {wanted}, {key} in object meta: {have}",
+                                   {"name": name, "group": kind.group, "kind": kind.plural})
+            if dry_run:
+                return copy.deepcopy(obj)
+            del self.objects[kind.key][(namespace, name)]
             self.rv += 1
             obj["metadata"]["resourceVersion"] = str(self.rv)
             self._record(kind, "DELETED", obj)

@@ -215,6 +215,22 @@ def test_current_flannel_daemonset_makes_nodes_ready(sandbox: Sandbox, node_ssh:
     assert out.count(" Ready ") == len(sandbox.nodes)
 
 
+def test_a_joined_node_has_node_rights_only(sandbox: Sandbox, node_ssh: SSHRun,
+                                            cluster: dict[str, object]) -> None:
+    """The certificate `kubeadm join` obtained with the join token, used by Debian's kubectl on
+    the node: its own Node yes, kube-system secrets and cluster-admin no."""
+    worker = sandbox.nodes[1]
+    own = "kubectl --kubeconfig /etc/kubernetes/kubelet.conf"
+    status, out, err = node_ssh(worker.address, sudo(f"{own} get node {worker.name}"))
+    assert status == 0 and worker.name in out, err
+    for command in ("get secrets -n kube-system",
+                    f"create clusterrolebinding pwn --clusterrole=cluster-admin "
+                    f"--user=system:node:{worker.name}",
+                    f"label node {sandbox.nodes[0].name} owned=yes"):
+        status, out, err = node_ssh(worker.address, sudo(f"{own} {command}"))
+        assert status != 0 and "forbidden" in err.lower(), (command, out, err)
+
+
 def test_token_request_token_authenticates_kubectl(cluster: dict[str, object],
                                                    tmp_path: Path) -> None:
     kubectl(cluster, "create", "serviceaccount", "viewer", "-n", "default")
@@ -233,12 +249,14 @@ def test_token_request_token_authenticates_kubectl(cluster: dict[str, object],
                                "--certificate-authority", str(ca), "--token", token, *args],
                               capture_output=True, text=True, timeout=60)
 
-    result = as_viewer(token, "get", "nodes")
+    result = as_viewer(token, "get", "pods", "-A")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count(" Ready ") == 3
-    secrets = as_viewer(token, "get", "secrets", "-A")
-    assert secrets.returncode != 0 and "forbidden" in secrets.stderr
-    refused = as_viewer(token[:-4] + "AAAA", "get", "nodes")
+    assert "coredns" in result.stdout
+    # The real `view` role reads neither nodes nor secrets.
+    for kind in ("nodes", "secrets"):
+        denied = as_viewer(token, "get", kind, "-A")
+        assert denied.returncode != 0 and "forbidden" in denied.stderr
+    refused = as_viewer(token[:-4] + "AAAA", "get", "pods")
     assert refused.returncode != 0 and "Unauthorized" in refused.stderr
 
 

@@ -2,124 +2,43 @@
 
 from __future__ import annotations
 
-import http.client
 import json
-import shutil
-import socket
-import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
-from kube_standin import apiserver, controllers, pki
+from kube_standin import controllers, pki
 from kube_standin.store import Store
 from manifests import FLANNEL_LIKE
+from standin_cluster import KUBECTL, Cluster, running_cluster
 
-KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="no kubectl on this machine")
-
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Cluster:
-    """A running stand-in API server and credentials for it."""
-
-    port: int
-    dir: Path
-    ca: pki.Pair
-    admin: Path
-    state: Path
-
-    def kubectl(self, *args: str, kubeconfig: Path | None = None, check: bool = True,
-                timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        assert KUBECTL is not None
-        res = subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig or self.admin), *args],
-                             capture_output=True, text=True, timeout=timeout)
-        if check:
-            assert res.returncode == 0, res.stderr
-        return res
-
-    def request(self, method: str, path: str, body: object = None, token: str = "",
-                cert: bool = True, content_type: str = "application/json"
-                ) -> tuple[int, dict[str, object]]:
-        ctx = ssl.create_default_context(cadata=self.ca.cert.decode())
-        if cert:
-            ctx.load_cert_chain(self.dir / "admin.crt", self.dir / "admin.key")
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
-        headers = {"Content-Type": content_type}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        conn.request(method, path, body=None if body is None else json.dumps(body),
-                     headers=headers)
-        resp = conn.getresponse()
-        data = json.loads(resp.read() or b"{}")
-        conn.close()
-        return resp.status, data
-
-
-def start(d: Path, port: int) -> tuple[threading.Event, threading.Thread]:
-    args = apiserver.parser().parse_args([
-        f"--secure-port={port}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-        f"--tls-cert-file={d}/apiserver.crt", f"--tls-private-key-file={d}/apiserver.key",
-        f"--client-ca-file={d}/ca.crt", f"--service-account-key-file={d}/sa.pub",
-        f"--service-account-signing-key-file={d}/sa.key", f"--cluster-signing-key-file={d}/ca.key",
-        "--cluster-cidr=10.244.0.0/16", f"--state-file={d}/state.json"])
-    ready, stop = threading.Event(), threading.Event()
-    thread = threading.Thread(target=apiserver.serve, args=(args, ready, stop), daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    return stop, thread
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    d = tmp_path_factory.mktemp("apiserver")
-    ca = pki.make_ca()
-    serving = pki.issue(ca, "kube-apiserver", ips=["127.0.0.1"], server=True)
-    admin = pki.issue(ca, "kubernetes-admin", orgs=["kubeadm:cluster-admins"], client=True)
-    sa = pki.new_key()
-    files = {"ca.crt": ca.cert, "ca.key": ca.key, "apiserver.crt": serving.cert,
-             "apiserver.key": serving.key, "admin.crt": admin.cert, "admin.key": admin.key,
-             "sa.key": pki.key_pem(sa), "sa.pub": sa.public_key().public_bytes(
-                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)}
-    for name, data in files.items():
-        (d / name).write_bytes(data)
-    port = free_port()
-    stop, thread = start(d, port)
-    c = Cluster(port, d, ca, d / "admin.conf", d / "state.json")
-    # kubeadm binds kubeadm:cluster-admins to cluster-admin; without it the admin is nobody.
-    status, _ = c.request("GET", "/api/v1/namespaces")
-    assert status == 403
-    super_admin = pki.issue(ca, "kubernetes-super-admin", orgs=["system:masters"], client=True)
-    (d / "admin.crt").write_bytes(super_admin.cert)
-    (d / "admin.key").write_bytes(super_admin.key)
-    status, _ = c.request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
-        "metadata": {"name": "kubeadm:cluster-admins"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": "cluster-admin"},
-        "subjects": [{"kind": "Group", "name": "kubeadm:cluster-admins"}]})
-    assert status == 201
-    (d / "admin.crt").write_bytes(admin.cert)
-    (d / "admin.key").write_bytes(admin.key)
-    c.admin.write_text(pki.kubeconfig(f"https://127.0.0.1:{port}", ca.cert, "kubernetes-admin",
-                                      cert=admin.cert, key=admin.key))
-    try:
+    """The stand-in with kubeadm's admin: `kubernetes-admin` in `kubeadm:cluster-admins`."""
+    with running_cluster(tmp_path_factory.mktemp("apiserver")) as c:
+        admin = pki.issue(c.ca, "kubernetes-admin", orgs=["kubeadm:cluster-admins"],
+                          client=True)
+        kubeadm_admin = c.dir / "kubeadm-admin.conf"
+        kubeadm_admin.write_text(pki.kubeconfig(f"https://127.0.0.1:{c.port}", c.ca.cert,
+                                                "kubernetes-admin", cert=admin.cert,
+                                                key=admin.key))
+        # kubeadm binds kubeadm:cluster-admins to cluster-admin; without it the admin is nobody.
+        denied = c.kubectl("get", "namespaces", kubeconfig=kubeadm_admin, check=False)
+        assert denied.returncode != 0 and "forbidden" in denied.stderr
+        status, _ = c.request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+            "metadata": {"name": "kubeadm:cluster-admins"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "cluster-admin"},
+            "subjects": [{"kind": "Group", "name": "kubeadm:cluster-admins"}]})
+        assert status == 201
+        c.admin = kubeadm_admin
         yield c
-    finally:
-        stop.set()
-        thread.join(10)
 
 
 def _node(name: str, ready: bool) -> dict[str, object]:
@@ -186,17 +105,20 @@ def test_kubectl_apply_client_and_server_side(cluster: Cluster, tmp_path: Path) 
     assert "serverside-applied" in out
     ds = json.loads(cluster.kubectl("get", "ds", "-n", "kube-flannel", "kube-flannel-ds",
                                     "-o", "json", "--show-managed-fields").stdout)
-    assert "pifleet" in [m["manager"] for m in ds["metadata"]["managedFields"]]
-    # A change to a field kubectl's client-side apply owns conflicts, until forced.
+    managers = [m["manager"] for m in ds["metadata"]["managedFields"]]
+    # kubectl moves what its client-side apply owned to the server-side manager (with a JSON
+    # patch of managedFields), as against a real server.
+    assert "pifleet" in managers and "kubectl-client-side-apply" not in managers
+    # A change to a field another manager owns conflicts, until forced.
     manifest.write_text(FLANNEL_LIKE.replace("--kube-subnet-mgr]",
                                              "--kube-subnet-mgr, --iface=eth1]"))
-    clash = cluster.kubectl("apply", "--server-side", "--field-manager=pifleet", "-f",
+    clash = cluster.kubectl("apply", "--server-side", "--field-manager=someone-else", "-f",
                             str(manifest), check=False)
     assert clash.returncode != 0
-    assert 'conflict with "kubectl-client-side-apply"' in clash.stderr
+    assert 'conflict with "pifleet"' in clash.stderr
     assert '.spec.template.spec.containers[name="kube-flannel"].args' in clash.stderr
-    cluster.kubectl("apply", "--server-side", "--field-manager=pifleet", "--force-conflicts",
-                    "-f", str(manifest))
+    cluster.kubectl("apply", "--server-side", "--field-manager=someone-else",
+                    "--force-conflicts", "-f", str(manifest))
     ds = json.loads(cluster.kubectl("get", "ds", "-n", "kube-flannel", "kube-flannel-ds",
                                     "-o", "json").stdout)
     assert ds["spec"]["template"]["spec"]["containers"][0]["args"][-1] == "--iface=eth1"
@@ -226,12 +148,14 @@ def test_token_request_token_authenticates_kubectl(cluster: Cluster, tmp_path: P
                     "name": "view"},
         "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": "default"}]}))
     cluster.kubectl("apply", "-f", str(binding))
-    assert "n1" in cluster.kubectl("get", "nodes", kubeconfig=kubeconfig).stdout
-    secrets = cluster.kubectl("get", "secrets", "-A", kubeconfig=kubeconfig, check=False)
-    assert secrets.returncode != 0 and "forbidden" in secrets.stderr
+    assert "kube-system" in cluster.kubectl("get", "namespaces", kubeconfig=kubeconfig).stdout
+    # The real `view` reads neither nodes nor secrets.
+    for kind in ("nodes", "secrets"):
+        denied = cluster.kubectl("get", kind, "-A", kubeconfig=kubeconfig, check=False)
+        assert denied.returncode != 0 and "forbidden" in denied.stderr
     # Deleting the ServiceAccount revokes its tokens.
     cluster.kubectl("delete", "serviceaccount", "viewer", "-n", "default")
-    gone = cluster.kubectl("get", "nodes", kubeconfig=kubeconfig, check=False)
+    gone = cluster.kubectl("get", "namespaces", kubeconfig=kubeconfig, check=False)
     assert gone.returncode != 0 and "Unauthorized" in gone.stderr
 
 
@@ -314,8 +238,9 @@ def test_kubectl_create_commands_send_protobuf_that_is_understood(cluster: Clust
                           str(cluster.dir / "ca.crt"), "--token", other, "get", "ns"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode != 0 and "Unauthorized" in out.stderr
-    refused = cluster.kubectl("create", "deployment", "d", "--image=x", check=False)
-    assert refused.returncode != 0 and "protobuf is decoded only for" in refused.stderr
+    cluster.kubectl("create", "deployment", "d", "--image=x:1", "-n", "proto")
+    status, deployment = cluster.request("GET", "/apis/apps/v1/namespaces/proto/deployments/d")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "x:1"  # type: ignore[index]
 
 
 @needs_kubectl
