@@ -84,11 +84,32 @@ def loop(tmp_path: Path) -> Iterator[Callable[..., str]]:
         made.append(device)
         return device
 
+    def attach(path: Path | str, *, offset: int = 0) -> str:
+        """A loop device over an existing file or device (`offset` bytes in)."""
+        args = ["losetup", "--find", "--show", *(["-o", str(offset)] if offset else []),
+                str(path)]
+        device = subprocess.run(args, check=True, capture_output=True,
+                                text=True).stdout.strip()
+        made.append(device)
+        return device
+
+    def mount(device: str, where: Path) -> Path:
+        """Mount `device` (ext4) at `where`; unmounted at the end, before the detach."""
+        where.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["mount", device, str(where)], capture_output=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount here: {done.stderr.decode().strip()}")
+        mounts.append(where)
+        return where
+
     make.mounts = mounts  # type: ignore[attr-defined]
+    make.attach = attach  # type: ignore[attr-defined]
+    make.mount = mount  # type: ignore[attr-defined]
     try:
         yield make
     finally:
-        for mount in mounts:
-            subprocess.run(["umount", str(mount)], capture_output=True, check=False)
-        for device in made:
+        for where in reversed(mounts):
+            subprocess.run(["umount", str(where)], capture_output=True, check=False)
+        # Newest first: a loop device over another one goes before the one beneath it.
+        for device in reversed(made):
             subprocess.run(["losetup", "-d", device], capture_output=True, check=False)

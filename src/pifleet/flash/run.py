@@ -17,7 +17,7 @@ from pathlib import Path
 from pifleet.errors import BadInput, Failed
 from pifleet.events import Emitter, Status
 from pifleet.flash import bmap as bmaps
-from pifleet.flash import bootconfig, compress, mbr, sources, writer
+from pifleet.flash import bootconfig, catalog, compress, download, holders, mbr, sources, writer
 from pifleet.flash import targets as checks
 from pifleet.flash.bootconfig import FirstBoot
 from pifleet.flash.fat import FatVolume
@@ -88,6 +88,11 @@ def plan(request: Request, emitter: Emitter, progress: Progress | None = None) -
         raise BadInput("the same TARGET is given twice")
     image_sha256 = sources.check_hex(request.image_sha256, "--image-sha256")
     request.image_sha256 = image_sha256
+    reach = {t: holders.reach(t) for t in request.targets}
+    if _downloads(request.image):
+        # Before downloading: a cache on a filesystem of a target would be overwritten.
+        cache = request.cache or download.cache_root()
+        _protect(reach, [holders.footprint("the download cache", cache)])
     with emitter.step(None, PHASE, "source") as step:
         source = sources.resolve(
             request.image, request.sha256, cache=request.cache,
@@ -98,6 +103,8 @@ def plan(request: Request, emitter: Emitter, progress: Progress | None = None) -
             raise BadInput(f"{target}: is the image itself; give another target")
     block_map = None
     bmap_path = request.bmap or (bmaps.beside(source.path) if request.use_bmap else None)
+    _protect(reach, [holders.footprint("the image", source.path)]
+             + ([holders.footprint("the bmap", bmap_path)] if bmap_path else []))
     if bmap_path is not None:
         block_map = bmaps.load(bmap_path)
         if source.info.size is not None and source.info.size != block_map.image_size:
@@ -117,6 +124,21 @@ def plan(request: Request, emitter: Emitter, progress: Progress | None = None) -
         if source.info.kind == "raw":
             checked.detected = _detect_in_image(source.path, request.format)
     return checked
+
+
+def _downloads(image: str) -> bool:
+    """Whether IMAGE names something to download (a URL or a catalog name)."""
+    return download.is_url(image) or (not Path(image).exists() and catalog.find(image)
+                                      is not None)
+
+
+def _protect(reach: dict[Path, dict[holders.Key, str]], prints: list[holders.Footprint]
+             ) -> None:
+    """BadInput when writing a target would change a source (the image, its bmap, the cache)."""
+    for target, reached in reach.items():
+        reason = holders.conflict(target, reached, prints)
+        if reason:
+            raise BadInput(reason)
 
 
 def _partitions_end(source: sources.Source) -> int | None:
