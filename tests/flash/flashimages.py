@@ -54,11 +54,39 @@ def old_layout() -> Layout:
                               "issue.txt": "Raspberry Pi reference 2021-10-30\n"})
 
 
+# The shape of HypriotOS 1.7's own /boot/user-data (hypriot/image-builder-rpi
+# builder/files/boot/user-data): the pirate user with the distribution's groups and password,
+# a package list and first-boot commands. `sudo` stands for a package (already installed in
+# the test root, so cloud-init's package step needs no network); the last command leaves a
+# mark the tests look for.
+HYPRIOT_USER_DATA = """#cloud-config
+# vim: syntax=yaml
+hostname: black-pearl
+manage_etc_hosts: true
+users:
+  - name: pirate
+    gecos: "Hypriot Pirate"
+    sudo: ALL=(ALL) NOPASSWD:ALL
+    shell: /bin/bash
+    groups: users,docker,video
+    plain_text_passwd: hypriot
+    lock_passwd: false
+    ssh_pwauth: true
+    chpasswd: { expire: false }
+package_upgrade: false
+packages:
+  - sudo
+runcmd:
+  - 'systemctl restart avahi-daemon'
+  - 'touch /var/lib/hypriot-runcmd-done'
+"""
+
+
 def hypriot_17() -> Layout:
     """HypriotOS 1.7-like: cloud-init seed in /boot, no issue.txt."""
     return Layout(boot_start=1, boot_size=36, root_size=16, boot_files={
         "cmdline.txt": "dwc_otg.lpm_enable=0 console=tty1 root=/dev/mmcblk0p2 rootwait\n",
-        "config.txt": CONFIG, "user-data": "#cloud-config\nhostname: black-pearl\n",
+        "config.txt": CONFIG, "user-data": HYPRIOT_USER_DATA,
         "meta-data": "instance-id: black-pearl\n"})
 
 

@@ -58,11 +58,13 @@ def test_cmdline_with_two_lines_is_refused() -> None:
 
 def test_cloud_init_user_data_carries_every_setting() -> None:
     boot = full()
-    text = cloudinit.user_data(boot)
-    assert text.startswith("#cloud-config\n")
+    text, warnings = cloudinit.user_data(boot)
+    assert text.startswith("#cloud-config\n") and warnings == []
     data = yaml.safe_load(text)
     assert data["hostname"] == "brig"
     assert data["user"]["name"] == "student"
+    # facts.md section 9: `groups` would replace the distribution's default groups.
+    assert "groups" not in data["user"]
     assert data["user"]["passwd"] == "$6$salt$hash"
     assert data["user"]["lock_passwd"] is False
     assert data["user"]["ssh_authorized_keys"] == [KEY]
@@ -154,3 +156,69 @@ def test_password_hash_is_sha512_crypt() -> None:
     hashed = hash_password("hypriot")
     assert hashed.startswith("$6$")
     assert "hypriot" not in hashed
+
+
+UBUNTU_USER_DATA = b"""#cloud-config
+chpasswd:
+  expire: true
+  users:
+  - {name: ubuntu, password: ubuntu, type: text}
+ssh_pwauth: true
+hostname: ubuntu
+runcmd:
+  - [touch, /var/lib/image-ran]
+packages: [avahi-daemon]
+write_files:
+  - {path: /etc/motd, content: hello}
+users:
+  - default
+  - name: ops
+    plain_text_passwd: ops
+    groups: [adm]
+"""
+
+
+def test_merge_keeps_the_images_settings_and_takes_pifleets_login() -> None:
+    boot = FirstBoot(hostname="brig", user="student", ssh_keys=(KEY,))
+    text, warnings = cloudinit.user_data(boot, UBUNTU_USER_DATA)
+    data = yaml.safe_load(text)
+    assert data["hostname"] == "brig" and data["ssh_pwauth"] is False
+    assert "chpasswd" not in data  # the image's known password for its default user
+    assert data["packages"] == ["avahi-daemon"]
+    assert data["write_files"] == [{"path": "/etc/motd", "content": "hello"}]
+    assert data["runcmd"][0] == ["touch", "/var/lib/image-ran"]
+    assert "systemctl enable --now ssh" in " ".join(data["runcmd"][-1])
+    # Not in the image's list: pifleet's user becomes the default user (with the
+    # distribution's groups); the image's own users stay, with a warning for a password.
+    assert data["user"]["name"] == "student" and "groups" not in data["user"]
+    assert data["users"][:2] == ["default", {"name": "ops", "plain_text_passwd": "ops",
+                                             "groups": ["adm"]}]
+    assert warnings == ["the image's user-data also creates user 'ops' with a password of its "
+                        "own; --replace-user-data leaves it out"]
+
+
+def test_merge_into_the_images_entry_for_the_same_user() -> None:
+    image = (b"#cloud-config\nusers:\n  - name: pirate\n    groups: users,docker,video\n"
+             b"    plain_text_passwd: hypriot\n    lock_passwd: false\n    shell: /bin/bash\n")
+    boot = FirstBoot(hostname="brig", user="pirate", ssh_keys=(KEY,))
+    text, warnings = cloudinit.user_data(boot, image)
+    data = yaml.safe_load(text)
+    assert "user" not in data and warnings == []
+    (entry,) = data["users"]
+    assert entry["groups"] == "users,docker,video" and entry["shell"] == "/bin/bash"
+    assert "plain_text_passwd" not in entry and entry["lock_passwd"] is True
+    assert entry["ssh_authorized_keys"] == [KEY]
+
+
+@pytest.mark.parametrize(("image", "warned"), [
+    (b"", False),
+    (b"#cloud-config\n", False),
+    (b"#!/bin/sh\necho hi\n", True),
+    (b"#cloud-config\n- a list\n", True),
+    (b"#cloud-config\nusers: [\n", True),
+])
+def test_an_image_user_data_that_cannot_be_merged_is_replaced(image: bytes, warned: bool
+                                                              ) -> None:
+    text, warnings = cloudinit.user_data(FirstBoot(hostname="brig"), image)
+    assert yaml.safe_load(text)["user"]["name"] == "pirate"
+    assert bool(warnings) == warned

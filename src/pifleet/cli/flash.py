@@ -90,6 +90,9 @@ class _Bar:
               type=click.Choice(["auto", "cloud-init", "firstrun", "occidentalis",
                                  "device-init", "none"]),
               help="First-boot format; auto decides from the boot partition's files.")
+@click.option("--replace-user-data", is_flag=True,
+              help="cloud-init: write pifleet's user-data alone instead of merging it into "
+              "the image's own (its users, runcmd, packages).")
 @click.option("--sha256", help="SHA-256 of IMAGE as given; checked before writing anything.")
 @click.option("--image-sha256", help="SHA-256 of the raw image inside a compressed IMAGE; "
               "checked while writing, before the partition table.")
@@ -108,7 +111,8 @@ def flash_command(app: App, image: str, targets: tuple[Path, ...], hostnames: tu
                   ssh_keys: tuple[Path, ...], wifi_ssid: str | None, wifi_password: str | None,
                   wifi_country: str, static_ip: str | None, gateway: str | None,
                   dns: tuple[str, ...], timezone: str | None, locale: str | None,
-                  keyboard: str | None, fmt: str, sha256: str | None, image_sha256: str | None,
+                  keyboard: str | None, fmt: str, replace_user_data: bool, sha256: str | None,
+                  image_sha256: str | None,
                   bmap: Path | None, no_bmap: bool, verify: bool, unmount: bool,
                   allow_non_removable: bool, yes: bool) -> int:
     """Write IMAGE (file, URL or catalog name) and first-boot settings to each TARGET."""
@@ -131,6 +135,7 @@ def flash_command(app: App, image: str, targets: tuple[Path, ...], hostnames: tu
     request = core.Request(image=image, targets=list(targets), boots=boots, format=fmt,
                            sha256=sha256, image_sha256=image_sha256, bmap=bmap,
                            use_bmap=not no_bmap, verify=verify,
+                           merge_user_data=not replace_user_data,
                            policy=core.Policy(allow_non_removable, unmount))
     bar = _Bar(app)
     # On a terminal the progress bar is the live display; finished steps print above it

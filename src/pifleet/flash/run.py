@@ -39,6 +39,7 @@ class Request:
     bmap: Path | None = None
     use_bmap: bool = True
     verify: bool = True
+    merge_user_data: bool = True
     policy: checks.Policy = field(default_factory=checks.Policy)
     cache: Path | None = None
 
@@ -251,7 +252,7 @@ def _complete(checked: Plan, sink: writer.Sink, written: writer.Written,
     if boot is not None and request.format != "none":
         with emitter.step(result.name, PHASE, "configure") as step:
             try:
-                _configure(sink, written, boot, request.format, result, emitter)
+                _configure(sink, written, boot, request, result, emitter)
             except Failed as exc:
                 raise Failed(f"{exc}. {incomplete}") from exc
             step.changed = True
@@ -262,15 +263,17 @@ def _complete(checked: Plan, sink: writer.Sink, written: writer.Written,
         step.message = f"{sink.path} is ready"
 
 
-def _configure(sink: writer.Sink, written: writer.Written, boot: FirstBoot, fmt: str,
+def _configure(sink: writer.Sink, written: writer.Written, boot: FirstBoot, request: Request,
                result: CardResult, emitter: Emitter) -> None:
+    fmt = request.format
     part = mbr.boot_partition(written.head[: mbr.SECTOR])
     if part is None:
         raise Failed("the image has no FAT boot partition for first-boot settings")
     if part.start < writer.HEAD:
         raise Failed("the boot partition starts inside the first MiB; not supported")
     os.fsync(sink.fd)
-    done = bootconfig.apply(FatVolume(sink.path, part.start), boot, fmt)
+    done = bootconfig.apply(FatVolume(sink.path, part.start), boot, fmt,
+                            request.merge_user_data)
     result.format, result.files, result.warnings = done.format, done.files, done.warnings
     chosen = "chosen" if fmt == "auto" else "forced"
     emitter.emit(result.name, PHASE, "format", Status.INFO,

@@ -72,9 +72,9 @@ def detect(volume: FatVolume) -> Detection:
 
 
 def render(fmt: str, boot: FirstBoot) -> dict[str, str]:
-    """The files a format writes, by name."""
+    """The files a format writes, by name (cloud-init: pifleet's own, not merged)."""
     if fmt == "cloud-init":
-        return cloudinit.files(boot)
+        return cloudinit.files(boot)[0]
     if fmt == "firstrun":
         return {"firstrun.sh": firstrun.script(boot)}
     if fmt == "occidentalis":
@@ -94,8 +94,13 @@ class Written:
     reason: str = ""
 
 
-def apply(volume: FatVolume, boot: FirstBoot, requested: str = "auto") -> Written:
-    """Write `boot` into the boot partition in the requested (or detected) format."""
+def apply(volume: FatVolume, boot: FirstBoot, requested: str = "auto",
+          merge_user_data: bool = True) -> Written:
+    """Write `boot` into the boot partition in the requested (or detected) format.
+
+    cloud-init: the image's own user-data, if any, is merged with pifleet's unless
+    `merge_user_data` is off (then pifleet's replaces it).
+    """
     found = detect(volume)
     result = Written(format=requested, reason=found.reason)
     if requested == "auto":
@@ -116,7 +121,12 @@ def apply(volume: FatVolume, boot: FirstBoot, requested: str = "auto") -> Writte
             result.warnings.append(f"{fmt} cannot carry: {', '.join(ignored)}")
         name = "occidentalis.txt" if fmt == "occidentalis" else "device-init.yaml"
         result.warnings += legacy.wifi_warnings(boot, name)
-    for name, text in render(fmt, boot).items():
+    files = render(fmt, boot)
+    if fmt == "cloud-init" and merge_user_data and volume.exists("user-data"):
+        files, notes = cloudinit.files(boot, volume.read("user-data"))
+        result.warnings += notes
+        result.reason += "; merged into the image's own user-data"
+    for name, text in files.items():
         volume.write(name, text.encode())
         result.files.append(name)
     additions: list[str] = []
