@@ -1,7 +1,10 @@
 """Raspberry Pi OS Bookworm: `firstrun.sh` run once by systemd from the kernel command line.
 
 The script does its work, then removes itself and its cmdline.txt addition (facts.md
-section 5), so the second boot is an ordinary one.
+section 5), so the second boot is an ordinary one. Where the card has Raspberry Pi OS's own
+first-boot helper (`imager_custom` from raspberrypi-sys-mods), hostname, SSH, Wi-Fi, keyboard
+and time zone go through it, as Raspberry Pi Imager's firstrun.sh does (facts.md section 9);
+elsewhere pifleet's own steps do the same. The script passes `shellcheck`.
 """
 
 from __future__ import annotations
@@ -13,28 +16,34 @@ from pifleet.flash.bootconfig.settings import FirstBoot
 # facts.md section 5: the exact addition, appended to the one line of cmdline.txt.
 CMDLINE_ADDITION = ("systemd.run=/boot/firstrun.sh systemd.run_success_action=reboot "
                     "systemd.unit=kernel-command-line.target")
+IMAGER_CUSTOM = "/usr/lib/raspberrypi-sys-mods/imager_custom"
 
-_HEAD = """#!/bin/bash
+_HEAD = f"""#!/bin/bash
 # First-boot configuration written by pifleet flash. Runs once, then removes itself.
 set +e
 BOOT=/boot/firmware
 [ -f "$BOOT/cmdline.txt" ] || BOOT=/boot
+IMAGER_CUSTOM={IMAGER_CUSTOM}
 """
 
 _HOSTNAME = """
 NEW_HOSTNAME={host}
-OLD_HOSTNAME=$(tr -d ' \\t\\n\\r' </etc/hostname)
-echo "$NEW_HOSTNAME" >/etc/hostname
-if grep -q '^127\\.0\\.1\\.1' /etc/hosts; then
-  sed -i "s/^127\\.0\\.1\\.1.*/127.0.1.1\\t$NEW_HOSTNAME/" /etc/hosts
+if [ -x "$IMAGER_CUSTOM" ]; then
+  "$IMAGER_CUSTOM" set_hostname "$NEW_HOSTNAME"
 else
-  printf '127.0.1.1\\t%s\\n' "$NEW_HOSTNAME" >>/etc/hosts
+  echo "$NEW_HOSTNAME" >/etc/hostname
+  if grep -q '^127\\.0\\.1\\.1' /etc/hosts; then
+    sed -i "s/^127\\.0\\.1\\.1.*/127.0.1.1\\t$NEW_HOSTNAME/" /etc/hosts
+  else
+    printf '127.0.1.1\\t%s\\n' "$NEW_HOSTNAME" >>/etc/hosts
+  fi
+  hostname "$NEW_HOSTNAME"
 fi
-hostname "$NEW_HOSTNAME"
 """
 
 _USER = """
 NEW_USER={user}
+# shellcheck disable=SC2016  # a crypt(3) hash: its $ signs are not expansions
 PASSWORD_HASH={hash}
 FIRST_USER=$(getent passwd 1000 | cut -d: -f1)
 if [ -x /usr/lib/userconf-pi/userconf ]; then
@@ -61,29 +70,48 @@ echo "$NEW_USER ALL=(ALL) NOPASSWD:ALL" >/etc/sudoers.d/010_pifleet-nopasswd
 chmod 0440 /etc/sudoers.d/010_pifleet-nopasswd
 """
 
-_KEYS = """
+# imager_custom adds keys for the first user (uid 1000, pifleet's user after the step above)
+# and sets PasswordAuthentication in sshd_config: -k off, -p on.
+_SSH = """
+SSH_KEYS=({keys})
+if [ -x "$IMAGER_CUSTOM" ]; then
+  "$IMAGER_CUSTOM" enable_ssh {mode} "${{SSH_KEYS[@]}}"
+else
+  {own_login}
+  systemctl enable ssh 2>/dev/null || systemctl enable sshd
+fi
+# The keys also for a user that is not uid 1000; none twice.
 HOME_DIR=$(getent passwd "$NEW_USER" | cut -d: -f6)
 install -d -m 700 -o "$NEW_USER" -g "$NEW_USER" "$HOME_DIR/.ssh"
-cat >"$HOME_DIR/.ssh/authorized_keys" <<'PIFLEET_KEYS'
-{keys}
-PIFLEET_KEYS
+touch "$HOME_DIR/.ssh/authorized_keys"
+for KEY in "${{SSH_KEYS[@]}}"; do
+  grep -qxF "$KEY" "$HOME_DIR/.ssh/authorized_keys" || echo "$KEY" >>"$HOME_DIR/.ssh/authorized_keys"
+done
 chown "$NEW_USER:$NEW_USER" "$HOME_DIR/.ssh/authorized_keys"
 chmod 600 "$HOME_DIR/.ssh/authorized_keys"
 """
 
-_SSH = """
-systemctl enable ssh 2>/dev/null || systemctl enable sshd
-"""
+# Key-only without imager_custom: sshd takes the first value it reads for a setting, so the
+# line goes into a drop-in read before sshd_config's own lines, or at the top of sshd_config.
+_KEY_ONLY = """if grep -qs '^Include /etc/ssh/sshd_config.d/' /etc/ssh/sshd_config; then
+    mkdir -p /etc/ssh/sshd_config.d
+    echo 'PasswordAuthentication no' >/etc/ssh/sshd_config.d/01-pifleet.conf
+  else
+    sed -i '1i PasswordAuthentication no' /etc/ssh/sshd_config
+  fi"""
 
 _WIFI = """
 WIFI_SSID={ssid}
 WIFI_PSK={psk}
 WIFI_COUNTRY={country}
 rfkill unblock wifi 2>/dev/null
-command -v raspi-config >/dev/null && raspi-config nonint do_wifi_country "$WIFI_COUNTRY"
-mkdir -p /etc/NetworkManager/system-connections
-umask 077
-cat >/etc/NetworkManager/system-connections/pifleet-wifi.nmconnection <<PIFLEET_WIFI
+if [ -x "$IMAGER_CUSTOM" ]; then
+  "$IMAGER_CUSTOM" set_wlan "$WIFI_SSID" "$WIFI_PSK" "$WIFI_COUNTRY"
+else
+  command -v raspi-config >/dev/null && raspi-config nonint do_wifi_country "$WIFI_COUNTRY"
+  mkdir -p /etc/NetworkManager/system-connections
+  umask 077
+  cat >/etc/NetworkManager/system-connections/pifleet-wifi.nmconnection <<PIFLEET_WIFI
 [connection]
 id=pifleet-wifi
 type=wifi
@@ -104,7 +132,8 @@ method=auto
 [ipv6]
 method=auto
 PIFLEET_WIFI
-umask 022
+  umask 022
+fi
 """
 
 _STATIC = """
@@ -130,7 +159,9 @@ umask 022
 # Timezone, locale and keyboard passed settings.check_setting when the FirstBoot was made:
 # they hold no quote, space, `&` or backslash; only a time zone holds `/`, and never in sed.
 _TIMEZONE = """
-if [ -f /usr/share/zoneinfo/{tz} ]; then
+if [ -x "$IMAGER_CUSTOM" ]; then
+  "$IMAGER_CUSTOM" set_timezone {tz}
+elif [ -f /usr/share/zoneinfo/{tz} ]; then
   ln -sf /usr/share/zoneinfo/{tz} /etc/localtime
   echo {tz} >/etc/timezone
 fi
@@ -143,7 +174,11 @@ update-locale LANG={locale} 2>/dev/null
 """
 
 _KEYBOARD = """
-sed -i 's/^XKBLAYOUT=.*/XKBLAYOUT="{layout}"/' /etc/default/keyboard 2>/dev/null
+if [ -x "$IMAGER_CUSTOM" ]; then
+  "$IMAGER_CUSTOM" set_keymap {layout}
+else
+  sed -i 's/^XKBLAYOUT=.*/XKBLAYOUT="{layout}"/' /etc/default/keyboard 2>/dev/null
+fi
 """
 
 _TAIL = """
@@ -155,12 +190,16 @@ exit 0
 
 def script(boot: FirstBoot) -> str:
     """The whole `firstrun.sh`. Values are shell-quoted, except inside the single-quoted sed
-    commands, where only names that passed `check_setting` go; the password only as a hash."""
+    commands, where only names that passed `check_setting` go; the password only as a hash.
+
+    A card without a password takes SSH keys only: password logins over SSH are turned off.
+    """
+    key_only = boot.password_hash is None
     parts = [_HEAD, _HOSTNAME.format(host=quote(boot.hostname)),
-             _USER.format(user=quote(boot.user), hash=quote(boot.password_hash or ""))]
-    if boot.ssh_keys:
-        parts.append(_KEYS.format(keys="\n".join(boot.ssh_keys)))
-    parts.append(_SSH)
+             _USER.format(user=quote(boot.user), hash=quote(boot.password_hash or "")),
+             _SSH.format(keys=" ".join(quote(k) for k in boot.ssh_keys),
+                         mode="-k" if key_only else "-p",
+                         own_login=_KEY_ONLY if key_only else ":  # password logins stay on")]
     if boot.wifi:
         parts.append(_WIFI.format(ssid=quote(boot.wifi.ssid), psk=quote(boot.wifi.psk),
                                   country=quote(boot.wifi.country)))
@@ -179,4 +218,3 @@ def script(boot: FirstBoot) -> str:
         parts.append(_KEYBOARD.format(layout=boot.keyboard))
     parts.append(_TAIL)
     return "".join(parts)
-
