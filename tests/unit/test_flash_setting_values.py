@@ -55,8 +55,8 @@ def test_sed_commands_edit_real_files(tmp_path: Path) -> None:
     part = script[start:script.index("\nrm -f", start)]
     part = part.replace("/etc/locale.gen", str(locales))
     part = part.replace("/etc/default/keyboard", str(keyboard))
-    part = "\n".join(line for line in part.splitlines()
-                     if line.startswith("sed "))  # no locale-gen on this machine
+    part = "\n".join(line.strip() for line in part.splitlines()
+                     if line.strip().startswith("sed "))  # no locale-gen on this machine
     done = subprocess.run(["bash", "-c", "set -e\n" + part], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stderr

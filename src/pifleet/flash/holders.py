@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import plistlib
 import stat
 import struct
 import subprocess
@@ -269,6 +268,8 @@ def _run(args: list[str]) -> bytes:
 
 def _disk_images(run: Runner) -> dict[str, str]:
     """Attached disk images: whole disk (diskN) -> image file, from `hdiutil info -plist`."""
+    import plistlib  # macOS only: Linux never pays for it
+
     try:
         info = plistlib.loads(run(["hdiutil", "info", "-plist"]))
     except (OSError, subprocess.CalledProcessError, plistlib.InvalidFileException):
@@ -291,6 +292,8 @@ def _mount_of(path: Path) -> Path:
 
 def _walk_disk_darwin(print_: Footprint, ident: str, how: str, run: Runner,
                       images: dict[str, str]) -> None:
+    import plistlib
+
     if not print_.add(("disk", ident), how):
         return
     try:
@@ -318,6 +321,8 @@ def _walk_path_darwin(print_: Footprint, path: Path, how: str, run: Runner,
         return
     if not print_.add(("file", info.st_dev, info.st_ino), how):
         return
+    import plistlib
+
     mount = _mount_of(path)
     try:
         volume = plistlib.loads(run(["diskutil", "info", "-plist", str(mount)]))

@@ -83,12 +83,13 @@ fi
 # The keys also for a user that is not uid 1000; none twice.
 HOME_DIR=$(getent passwd "$NEW_USER" | cut -d: -f6)
 install -d -m 700 -o "$NEW_USER" -g "$NEW_USER" "$HOME_DIR/.ssh"
-touch "$HOME_DIR/.ssh/authorized_keys"
+AUTHORIZED="$HOME_DIR/.ssh/authorized_keys"
+touch "$AUTHORIZED"
 for KEY in "${{SSH_KEYS[@]}}"; do
-  grep -qxF "$KEY" "$HOME_DIR/.ssh/authorized_keys" || echo "$KEY" >>"$HOME_DIR/.ssh/authorized_keys"
+  grep -qxF "$KEY" "$AUTHORIZED" || echo "$KEY" >>"$AUTHORIZED"
 done
-chown "$NEW_USER:$NEW_USER" "$HOME_DIR/.ssh/authorized_keys"
-chmod 600 "$HOME_DIR/.ssh/authorized_keys"
+chown "$NEW_USER:$NEW_USER" "$AUTHORIZED"
+chmod 600 "$AUTHORIZED"
 """
 
 # Key-only without imager_custom: sshd takes the first value it reads for a setting, so the
