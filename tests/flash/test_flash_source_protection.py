@@ -85,7 +85,7 @@ def test_image_on_a_partition_of_the_target(image: Image, loop: Loop, tmp_path: 
     made = subprocess.run(["dmsetup", "create", name, "--table", table], capture_output=True,
                           text=True, check=False)
     if made.returncode != 0:
-        pytest.skip(f"device-mapper unavailable: {made.stderr.strip()}")
+        pytest.skip("device-mapper is not available in this kernel")
     try:
         part = f"/dev/mapper/{name}"
         subprocess.run(["mkfs.ext4", "-q", "-F", part], check=True, capture_output=True)

@@ -99,6 +99,9 @@ class _Bar:
 @click.option("--bmap", type=click.Path(path_type=Path),
               help="Block map (bmap-tools format); default: IMAGE.bmap beside the image.")
 @click.option("--no-bmap", is_flag=True, help="Ignore a bmap file beside the image.")
+@click.option("--full", is_flag=True,
+              help="Write every byte of the image (free space zeroed) instead of only what "
+              "its filesystems use.")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Read back what was written and compare.")
 @click.option("--unmount", is_flag=True, help="Unmount the target's filesystems first.")
@@ -113,7 +116,7 @@ def flash_command(app: App, image: str, targets: tuple[Path, ...], hostnames: tu
                   dns: tuple[str, ...], timezone: str | None, locale: str | None,
                   keyboard: str | None, fmt: str, replace_user_data: bool, sha256: str | None,
                   image_sha256: str | None,
-                  bmap: Path | None, no_bmap: bool, verify: bool, unmount: bool,
+                  bmap: Path | None, no_bmap: bool, full: bool, verify: bool, unmount: bool,
                   allow_non_removable: bool, yes: bool) -> int:
     """Write IMAGE (file, URL or catalog name) and first-boot settings to each TARGET."""
     with _prompt_stopped_is_bad_input():
@@ -134,7 +137,7 @@ def flash_command(app: App, image: str, targets: tuple[Path, ...], hostnames: tu
                              fleet_keys)
     request = core.Request(image=image, targets=list(targets), boots=boots, format=fmt,
                            sha256=sha256, image_sha256=image_sha256, bmap=bmap,
-                           use_bmap=not no_bmap, verify=verify,
+                           use_bmap=not no_bmap, verify=verify, full=full,
                            merge_user_data=not replace_user_data,
                            policy=core.Policy(allow_non_removable, unmount))
     bar = _Bar(app)

@@ -72,7 +72,7 @@ def stop_direct(sink: Sink) -> None:
         sink.staging = None
 
 
-def write(sink: Sink, data: bytes, offset: int) -> None:
+def write(sink: Sink, data: bytes | memoryview, offset: int) -> None:
     """Write `data` at `offset`: direct when aligned and allowed, else buffered with steady
     flushing."""
     if sink.direct and offset % ALIGN == 0 and len(data) % ALIGN == 0:
@@ -89,7 +89,7 @@ def write(sink: Sink, data: bytes, offset: int) -> None:
         flush_step(sink, offset + len(data))
 
 
-def _write_direct(sink: Sink, data: bytes, offset: int) -> None:
+def _write_direct(sink: Sink, data: bytes | memoryview, offset: int) -> None:
     assert sink.staging is not None
     view = memoryview(data)
     staging = memoryview(sink.staging)
@@ -102,7 +102,7 @@ def _write_direct(sink: Sink, data: bytes, offset: int) -> None:
         staging.release()
 
 
-def _write_buffered(sink: Sink, data: bytes, offset: int) -> None:
+def _write_buffered(sink: Sink, data: bytes | memoryview, offset: int) -> None:
     """A plain write, with O_DIRECT lifted for it if set (unaligned pieces: image edges)."""
     if not sink.direct:
         pwrite_all(sink.fd, data, offset)

@@ -19,6 +19,7 @@ from pifleet.events import Emitter, Status
 from pifleet.flash import bmap as bmaps
 from pifleet.flash import bootconfig, catalog, compress, download, holders, mbr, sources, writer
 from pifleet.flash import targets as checks
+from pifleet.flash import usage as usages
 from pifleet.flash.bootconfig import FirstBoot
 from pifleet.flash.fat import FatVolume
 
@@ -39,6 +40,7 @@ class Request:
     bmap: Path | None = None
     use_bmap: bool = True
     verify: bool = True
+    full: bool = False  # every byte, free space included, instead of what filesystems use
     merge_user_data: bool = True
     policy: checks.Policy = field(default_factory=checks.Policy)
     cache: Path | None = None
@@ -89,11 +91,13 @@ def plan(request: Request, emitter: Emitter, progress: Progress | None = None) -
         raise BadInput("the same TARGET is given twice")
     image_sha256 = sources.check_hex(request.image_sha256, "--image-sha256")
     request.image_sha256 = image_sha256
-    reach = {t: holders.reach(t) for t in request.targets}
     if _downloads(request.image):
-        # Before downloading: a cache on a filesystem of a target would be overwritten.
+        # Every target is checked before a download starts, the cache among the sources: a
+        # cache on a filesystem of a target would be overwritten.
         cache = request.cache or download.cache_root()
-        _protect(reach, [holders.footprint("the download cache", cache)])
+        guard = _guard([holders.footprint("the download cache", cache)])
+        for target in request.targets:
+            checks.check(target, None, request.policy, guard)
     with emitter.step(None, PHASE, "source") as step:
         source = sources.resolve(
             request.image, request.sha256, cache=request.cache,
@@ -103,9 +107,10 @@ def plan(request: Request, emitter: Emitter, progress: Progress | None = None) -
         if target.exists() and os.path.samefile(target, source.path):
             raise BadInput(f"{target}: is the image itself; give another target")
     block_map = None
-    bmap_path = request.bmap or (bmaps.beside(source.path) if request.use_bmap else None)
-    _protect(reach, [holders.footprint("the image", source.path)]
-             + ([holders.footprint("the bmap", bmap_path)] if bmap_path else []))
+    if request.full and request.bmap:
+        raise BadInput("--full writes every byte, --bmap only the mapped ranges: give one")
+    bmap_path = request.bmap or (bmaps.beside(source.path)
+                                 if request.use_bmap and not request.full else None)
     if bmap_path is not None:
         block_map = bmaps.load(bmap_path)
         if source.info.size is not None and source.info.size != block_map.image_size:
@@ -116,7 +121,10 @@ def plan(request: Request, emitter: Emitter, progress: Progress | None = None) -
     # partition is then the least a card must hold, read from the first decompressed sector.
     needed = checked.image_size or _partitions_end(source)
     with emitter.step(None, PHASE, "check-targets") as step:
-        checked.targets = [checks.check(t, needed, request.policy) for t in request.targets]
+        guard = _guard([holders.footprint("the image", source.path)]
+                       + ([holders.footprint("the bmap", bmap_path)] if bmap_path else []))
+        checked.targets = [checks.check(t, needed, request.policy, guard)
+                           for t in request.targets]
         step.message = "; ".join(t.describe() for t in checked.targets)
     if any(request.boots) and request.format != "none":
         if shutil.which("mcopy") is None:
@@ -133,13 +141,15 @@ def _downloads(image: str) -> bool:
                                       is not None)
 
 
-def _protect(reach: dict[Path, dict[holders.Key, str]], prints: list[holders.Footprint]
-             ) -> None:
-    """BadInput when writing a target would change a source (the image, its bmap, the cache)."""
-    for target, reached in reach.items():
-        reason = holders.conflict(target, reached, prints)
+def _guard(prints: list[holders.Footprint]) -> Callable[[Path], None]:
+    """A target check: BadInput when writing the target would change one of the sources
+    (the image, its bmap, the download cache)."""
+    def guard(target: Path) -> None:
+        reason = holders.conflict(target, holders.reach(target), prints)
         if reason:
             raise BadInput(reason)
+
+    return guard
 
 
 def _partitions_end(source: sources.Source) -> int | None:
@@ -212,26 +222,43 @@ def _write(checked: Plan, sinks: list[writer.Sink], emitter: Emitter,
         writer.prepare(sinks)
         try:
             source, info, block_map = checked.source.path, checked.source.info, checked.block_map
-            mapped_only = (block_map is not None and info.kind == "raw"
-                           and not request.image_sha256)
-            pieces = (compress.mapped_pieces(source, [(s, e) for s, e, _ in
-                                                      block_map.byte_ranges()])
-                      if mapped_only and block_map is not None
+            # An uncompressed image is read only where it is written (a bmap's ranges, or
+            # what its filesystems use), unless its whole SHA-256 is to be checked.
+            direct = info.kind == "raw" and not request.image_sha256
+            usage = None if block_map is not None or request.full else usages.Usage(info.size)
+            ranges: list[tuple[int, int]] | None = None
+            if direct and block_map is not None:
+                ranges = [(s, e) for s, e, _ in block_map.byte_ranges()]
+            elif direct and usage is not None and info.size is not None:
+                usage = _scan(source, info.size)
+                ranges = usage.needed(0, info.size)
+            pieces = (compress.mapped_pieces(source, ranges) if ranges is not None
                       else compress.with_offsets(compress.chunks(source, info)))
             written = writer.write_body(
                 pieces, sinks, expected_size=checked.image_size, block_map=block_map,
                 raw_sha256=request.image_sha256, want_digest=request.verify,
-                mapped_only=mapped_only,
+                mapped_only=ranges is not None, usage=usage if ranges is None else None,
                 progress=(lambda d, t: progress("write", d, t)) if progress else None)
         except writer.Incomplete as exc:
             raise Failed(f"{names}: {exc}. The card is incomplete: its partition table was "
                          f"not written, so it will not boot; flash it again") from exc
         seconds = time.monotonic() - began
         rate = written.size / seconds / 1e6 if seconds else 0
-        mode = "bmap" if checked.block_map else "stream"
+        mode = ("bmap" if checked.block_map else "every byte" if request.full
+                else f"what the filesystems use: {usage.describe()}" if usage else "")
         step.changed = True
-        step.message = f"{written.size} bytes to {names} ({mode}, {rate:.0f} MB/s)"
+        step.message = (f"{written.written_bytes} of {written.size} bytes to {names} "
+                        f"({mode}; {rate:.0f} MB/s of image)")
     return written
+
+
+def _scan(path: Path, size: int) -> usages.Usage:
+    """The filesystems' maps of an uncompressed image, read where they are."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        return usages.Usage.scan(fd, size)
+    finally:
+        os.close(fd)
 
 
 def _complete(checked: Plan, sink: writer.Sink, written: writer.Written,

@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -61,11 +62,14 @@ class Policy:
     unmount: bool = False
 
 
-def check(path: Path, image_size: int | None, policy: Policy) -> Target:
+def check(path: Path, image_size: int | None, policy: Policy,
+          guard: Callable[[Path], None] | None = None) -> Target:
     """Check one target; BadInput naming it and the reason if it must not be written.
 
-    Only reads: mounted filesystems that `--unmount` allows are noted on the Target and taken
-    off by `release`, once the user has confirmed.
+    `guard` raises BadInput when the target holds the source (see holders.py); only the
+    system disk is refused before it asks. `image_size` None skips the size check. Only
+    reads: mounted filesystems that `--unmount` allows are noted on the Target and taken off
+    by `release`, once the user has confirmed.
     """
     try:
         mode = path.stat().st_mode
@@ -78,6 +82,8 @@ def check(path: Path, image_size: int | None, policy: Policy) -> Target:
     if stat.S_ISDIR(mode):
         raise BadInput(f"{path}: is a directory; give a whole disk or an image file name")
     if stat.S_ISREG(mode):
+        if guard:
+            guard(path)
         return Target(path)
     if not (stat.S_ISBLK(mode) or (sys.platform == "darwin" and stat.S_ISCHR(mode))):
         raise BadInput(f"{path}: neither a block device nor a regular file")
@@ -86,6 +92,8 @@ def check(path: Path, image_size: int | None, policy: Policy) -> Target:
         raise BadInput(f"{path}: is a {disk.kind}, not a whole disk; give the disk itself")
     if disk.system:
         raise BadInput(f"{path}: holds the running system (/ or /boot); refusing always")
+    if guard:
+        guard(path)
     if not disk.removable and not policy.allow_non_removable:
         raise BadInput(f"{path}: not a removable disk ({disk.describe()}); pass "
                        f"--allow-non-removable if you really mean it")

@@ -20,9 +20,12 @@ from pifleet.errors import Failed
 from pifleet.flash import diskio
 from pifleet.flash.bmap import BlockMap
 from pifleet.flash.diskio import Sink
+from pifleet.flash.ranges import Range
+from pifleet.flash.usage import Usage
 
 HEAD = 1024 * 1024
 ZEROS = bytes(4 * 1024 * 1024)
+_ZERO_VIEW = memoryview(ZEROS)
 QUEUE_DEPTH = 4
 
 Progress = Callable[[int, int | None], None]
@@ -44,28 +47,42 @@ class Written:
     zero_ranges: list[tuple[int, int]] = field(default_factory=list)  # read back as zeros
 
 
+    @property
+    def written_bytes(self) -> int:
+        """Bytes that reached the card: data, zero-filled ranges and the head."""
+        return len(self.head) + sum(e - s for s, e in self.ranges + self.zero_ranges)
+
+
 @dataclass
 class _Chunk:
     offset: int
     data: bytes
+    pieces: list[Range] | None = None  # the parts to write; None: all of it
 
 
 class _Producer(threading.Thread):
-    """Decompresses and hashes ahead of the writer, a few chunks deep."""
+    """Decompresses and hashes ahead of the writer, a few chunks deep; with a `usage`, it
+    also reads the filesystems' maps as they pass and marks the parts each chunk needs."""
 
-    def __init__(self, chunks: Iterator[tuple[int, bytes]], want_raw_hash: bool) -> None:
+    def __init__(self, chunks: Iterator[tuple[int, bytes]], want_raw_hash: bool,
+                 usage: Usage | None = None) -> None:
         super().__init__(daemon=True, name="pifleet-decompress")
         self.chunks = chunks
         self.queue: queue.Queue[_Chunk | BaseException | None] = queue.Queue(QUEUE_DEPTH)
         self.stop = threading.Event()
         self.raw = hashlib.sha256() if want_raw_hash else None
+        self.usage = usage
 
     def run(self) -> None:
         try:
             for offset, data in self.chunks:
                 if self.raw is not None:
                     self.raw.update(data)
-                if not self._put(_Chunk(offset, data)):
+                pieces = None
+                if self.usage is not None:
+                    self.usage.feed(offset, data)
+                    pieces = self.usage.needed(offset, offset + len(data))
+                if not self._put(_Chunk(offset, data, pieces)):
                     return
             self._put(None)
         except BaseException as exc:  # handed to the writer thread, which decides
@@ -113,16 +130,18 @@ def write_body(chunks: Iterator[tuple[int, bytes]], sinks: list[Sink], *,
                expected_size: int | None,
                block_map: BlockMap | None = None, raw_sha256: str | None = None,
                progress: Progress | None = None, want_digest: bool = True,
-               mapped_only: bool = False) -> Written:
+               mapped_only: bool = False, usage: Usage | None = None) -> Written:
     """Write everything but the head. Raises Incomplete on any fault found while writing.
 
     `chunks` yields (offset, bytes) in ascending order: the whole image, or with
-    `mapped_only` just the bmap's ranges of an uncompressed image (the rest is not even read).
+    `mapped_only` just the ranges to write of an uncompressed image (a bmap's, or what its
+    filesystems use: the rest is not even read). With `usage`, a stream is written only where
+    its filesystems use it (see usage.py).
     """
     diskio.tune_allocator()
     for sink in sinks:
         diskio.start_direct(sink)
-    producer = _Producer(chunks, want_raw_hash=raw_sha256 is not None)
+    producer = _Producer(chunks, want_raw_hash=raw_sha256 is not None, usage=usage)
     producer.start()
     # Writes run in their own threads while this one hashes: both release the GIL.
     pool = ThreadPoolExecutor(len(sinks), thread_name_prefix="pifleet-write")
@@ -152,17 +171,8 @@ def write_body(chunks: Iterator[tuple[int, bytes]], sinks: list[Sink], *,
                 chunk = _Chunk(HEAD, item.data[keep:]) if len(item.data) > keep else None
             if chunk is not None:
                 if mapped is None:
-                    # Zero blocks are checked by comparison, not hashing: memcmp is far
-                    # cheaper than SHA-256 and images are mostly zeros.
-                    zero = chunk.data == ZEROS[: len(chunk.data)]
-                    pending = _write(pool, sinks, chunk.offset, chunk.data, skip_zero=zero)
-                    if zero:
-                        _extend(zero_ranges, chunk.offset, size)
-                    else:
-                        if want_digest:
-                            digest.update(chunk.data)
-                        _extend(written_ranges, chunk.offset, size)
-                    _wait(pending)
+                    _write_pieces(pool, sinks, chunk, item.pieces,
+                                  digest if want_digest else None, written_ranges, zero_ranges)
                 else:
                     cursor = _write_mapped(pool, sinks, chunk, mapped, cursor, range_hashes,
                                            block_map, digest if want_digest else None,
@@ -194,6 +204,34 @@ def write_body(chunks: Iterator[tuple[int, bytes]], sinks: list[Sink], *,
         for sink in sinks:
             diskio.stop_direct(sink)
     return Written(bytes(head), size, written_ranges, digest.hexdigest(), raw, zero_ranges)
+
+
+def _write_pieces(pool: ThreadPoolExecutor, sinks: list[Sink], chunk: _Chunk,
+                  pieces: list[Range] | None, digest: hashlib._Hash | None,
+                  written: list[Range], zeros: list[Range]) -> None:
+    """Write the chosen parts of a chunk (all of it without `pieces`).
+
+    Zero parts are found by comparison, not hashing (memcmp is far cheaper than SHA-256 and
+    images are mostly zeros) and cleared instead of written (see `_write`).
+    """
+    end = chunk.offset + len(chunk.data)
+    view = memoryview(chunk.data)
+    for start, stop in pieces if pieces is not None else [(chunk.offset, end)]:
+        start, stop = max(start, chunk.offset), min(stop, end)
+        if start >= stop:
+            continue
+        at = start - chunk.offset
+        data = view[at: at + stop - start]
+        zero = chunk.data.startswith(_ZERO_VIEW[: stop - start], at) if (
+            stop - start <= len(ZEROS)) else data == bytes(stop - start)
+        pending = _write(pool, sinks, start, data, skip_zero=zero)
+        if zero:
+            _extend(zeros, start, stop)
+        else:
+            if digest is not None:
+                digest.update(data)
+            _extend(written, start, stop)
+        _wait(pending)
 
 
 def _extend(ranges: list[tuple[int, int]], start: int, end: int) -> None:
@@ -252,8 +290,8 @@ def _check_head_ranges(head: bytes, mapped: list[tuple[int, int, str]],
             raise Incomplete(f"bmap checksum mismatch in bytes {start}-{end}")
 
 
-def _write(pool: ThreadPoolExecutor, sinks: list[Sink], offset: int, data: bytes,
-           skip_zero: bool) -> list[Future[None]]:
+def _write(pool: ThreadPoolExecutor, sinks: list[Sink], offset: int,
+           data: bytes | memoryview, skip_zero: bool) -> list[Future[None]]:
     """Start writing `data` at `offset` to every sink; the caller waits on the futures.
 
     `skip_zero` says `data` is all zeros: a fresh file leaves a hole, a device zeroes out.
