@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 
 from pifleet.flash.metadata import Reader
-from pifleet.flash.ranges import Range, subtract, zero_entries
+from pifleet.flash.ranges import Range, subtract, union, zero_entries
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,10 @@ class FatMap(Reader):
         cluster = self.layout.cluster
         self.free = [(data_start + (first - 2) * cluster, data_start + (end - 2) * cluster)
                      for first, end in _free_entries(data, self.layout)]
+        # Sectors after the last whole cluster belong to the volume but never hold data.
+        tail = data_start + self.layout.clusters * cluster
+        if tail < self.start + self.layout.end:
+            self.free = union([*self.free, (tail, self.start + self.layout.end)])
 
     def needed(self, start: int, end: int) -> list[Range]:
         """The parts of [start, end) (inside this volume's partition) that must be written."""

@@ -149,7 +149,8 @@ class Usage:
 
         The table goes first: a partition found from these bytes reads its own start from
         them too."""
-        for reader in self._readers():
+        self.table.feed(offset, data)
+        for reader in self._readers()[1:]:
             reader.feed(offset, data)
 
     def needed(self, start: int, end: int) -> list[Range]:

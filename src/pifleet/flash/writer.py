@@ -153,6 +153,7 @@ def write_body(chunks: Iterator[tuple[int, bytes]], sinks: list[Sink], *,
     cursor = 0
     written_ranges: list[tuple[int, int]] = []
     zero_ranges: list[tuple[int, int]] = []
+    aligner = _Aligner()
     try:
         while True:
             item = producer.queue.get()
@@ -171,7 +172,7 @@ def write_body(chunks: Iterator[tuple[int, bytes]], sinks: list[Sink], *,
                 chunk = _Chunk(HEAD, item.data[keep:]) if len(item.data) > keep else None
             if chunk is not None:
                 if mapped is None:
-                    _write_pieces(pool, sinks, chunk, item.pieces,
+                    _write_pieces(pool, sinks, chunk, item.pieces, aligner,
                                   digest if want_digest else None, written_ranges, zero_ranges)
                 else:
                     cursor = _write_mapped(pool, sinks, chunk, mapped, cursor, range_hashes,
@@ -179,6 +180,8 @@ def write_body(chunks: Iterator[tuple[int, bytes]], sinks: list[Sink], *,
                                            written_ranges, head)
             if progress:
                 progress(size, expected_size)
+        _write_pieces(pool, sinks, _Chunk(size, b""), [], aligner,
+                      digest if want_digest else None, written_ranges, zero_ranges, last=True)
         if mapped_only and expected_size is not None:
             size = expected_size  # the unmapped tail is zeros by definition
         head = head[: min(HEAD, size)]
@@ -206,31 +209,74 @@ def write_body(chunks: Iterator[tuple[int, bytes]], sinks: list[Sink], *,
     return Written(bytes(head), size, written_ranges, digest.hexdigest(), raw, zero_ranges)
 
 
+class _Aligner:
+    """Cuts the pieces to write at page boundaries (diskio.ALIGN) across chunks.
+
+    Decoders hand out chunks of any length; a piece ending inside a page would be written
+    buffered, and its page written again with the next piece. The few bytes past the last
+    page boundary are held back and completed from the next piece (one page copied), so
+    every piece but the image's last starts and ends on a page boundary.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0
+        self.carry = bytearray()
+
+    def pieces(self, start: int, base: bytes, at: int, length: int
+               ) -> Iterator[tuple[int, bytes | bytearray, int, int]]:
+        """(offset, buffer, index, length) pieces for `length` bytes of `base` from `at`."""
+        if self.carry and start != self.offset + len(self.carry):
+            yield from self.flush()
+        if self.carry:
+            take = min(-(self.offset + len(self.carry)) % diskio.ALIGN, length)
+            self.carry += base[at: at + take]
+            start, at, length = start + take, at + take, length - take
+            if (self.offset + len(self.carry)) % diskio.ALIGN == 0:
+                yield from self.flush()
+        cut = (start + length) // diskio.ALIGN * diskio.ALIGN
+        if length and cut > start:
+            yield start, base, at, cut - start
+            at, length, start = at + cut - start, length - (cut - start), cut
+        if length:
+            if not self.carry:
+                self.offset = start
+            self.carry += base[at: at + length]
+
+    def flush(self) -> Iterator[tuple[int, bytes | bytearray, int, int]]:
+        """The held-back bytes, if any."""
+        if self.carry:
+            carry, self.carry = self.carry, bytearray()
+            yield self.offset, carry, 0, len(carry)
+
+
 def _write_pieces(pool: ThreadPoolExecutor, sinks: list[Sink], chunk: _Chunk,
-                  pieces: list[Range] | None, digest: hashlib._Hash | None,
-                  written: list[Range], zeros: list[Range]) -> None:
-    """Write the chosen parts of a chunk (all of it without `pieces`).
+                  pieces: list[Range] | None, aligner: _Aligner,
+                  digest: hashlib._Hash | None, written: list[Range], zeros: list[Range],
+                  last: bool = False) -> None:
+    """Write the chosen parts of a chunk (all of it without `pieces`); `last` flushes.
 
     Zero parts are found by comparison, not hashing (memcmp is far cheaper than SHA-256 and
     images are mostly zeros) and cleared instead of written (see `_write`).
     """
     end = chunk.offset + len(chunk.data)
-    view = memoryview(chunk.data)
+    parts: list[tuple[int, bytes | bytearray, int, int]] = []
     for start, stop in pieces if pieces is not None else [(chunk.offset, end)]:
         start, stop = max(start, chunk.offset), min(stop, end)
-        if start >= stop:
-            continue
-        at = start - chunk.offset
-        data = view[at: at + stop - start]
-        zero = chunk.data.startswith(_ZERO_VIEW[: stop - start], at) if (
-            stop - start <= len(ZEROS)) else data == bytes(stop - start)
+        if start < stop:
+            parts += aligner.pieces(start, chunk.data, start - chunk.offset, stop - start)
+    if last:
+        parts += aligner.flush()
+    for start, base, at, length in parts:
+        data = memoryview(base)[at: at + length]
+        zero = (base.startswith(_ZERO_VIEW[:length], at) if length <= len(ZEROS)
+                else data == bytes(length))
         pending = _write(pool, sinks, start, data, skip_zero=zero)
         if zero:
-            _extend(zeros, start, stop)
+            _extend(zeros, start, start + length)
         else:
             if digest is not None:
                 digest.update(data)
-            _extend(written, start, stop)
+            _extend(written, start, start + length)
         _wait(pending)
 
 
