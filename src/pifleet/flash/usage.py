@@ -154,23 +154,25 @@ class Usage:
             reader.feed(offset, data)
 
     def needed(self, start: int, end: int) -> list[Range]:
-        """The parts of [start, end) to write: widened to whole pages, the first MiB always."""
+        """The parts of [start, end) to write: whole pages (any page with a needed byte),
+        the first MiB always. Pages are judged whole even when [start, end) cuts them, so the
+        answer does not depend on where a stream's chunks end."""
+        lo, hi = start // ALIGN * ALIGN, -(-end // ALIGN) * ALIGN
         regions = self.table.regions
         if regions is None:
             return [(start, end)]
-        out: list[Range] = []
-        cursor = start
+        out: list[Range] = [(lo, min(hi, HEAD))]
+        cursor = lo
         for region in regions:
-            if region.end <= cursor or region.start >= end:
+            if region.end <= cursor or region.start >= hi:
                 continue
             if region.start > cursor:
                 out.append((cursor, region.start))  # a gap: written whole
-            lo, hi = max(cursor, region.start), min(end, region.end)
-            out += region.needed(lo, hi)
-            cursor = hi
-        if cursor < end:
-            out.append((cursor, end))
-        out.append((start, min(end, HEAD)))
+            part_end = min(hi, region.end)
+            out += region.needed(max(cursor, region.start), part_end)
+            cursor = part_end
+        if cursor < hi:
+            out.append((cursor, hi))
         return [(max(s, start), min(e, end)) for s, e in align_out(union(out), ALIGN)
                 if min(e, end) > max(s, start)]
 
