@@ -157,8 +157,11 @@ def flash_command(app: App, image: str, targets: tuple[Path, ...], hostnames: tu
     if not app.json_output:
         for result in results:
             files = f": {', '.join(result.files)}" if result.files else ""
+            checked = (f", {core.human_size(result.verified)} verified" if result.verified
+                       else "")
             app.console.print(f"[green]ready[/green] {result.target}: {result.name} "
-                              f"({result.format}{files})")
+                              f"({result.format}{files}); "
+                              f"{core.human_size(result.written)} written{checked}")
     return 0
 
 

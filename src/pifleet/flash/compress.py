@@ -11,7 +11,7 @@ import lzma
 import os
 import zipfile
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -106,7 +106,8 @@ def _zst_size(path: Path) -> int | None:
 def chunks(path: Path, info: ImageInfo, size: int = CHUNK) -> Generator[bytes, None, None]:
     """The raw image, decompressed on the fly, in consecutive blocks of at most `size` bytes.
 
-    Blocks are not re-cut to one size: that cost three extra copies of every byte.
+    Blocks are not re-cut to one size: that cost three extra copies of every byte. (A
+    multi-block .xz is decoded by `pieces`, which can also skip blocks.)
 
     Raises CorruptStream when the data cannot be decoded or ends early.
     """
@@ -124,10 +125,21 @@ def chunks(path: Path, info: ImageInfo, size: int = CHUNK) -> Generator[bytes, N
             yield block
         if info.size is not None and total != info.size:
             raise CorruptStream(f"{path}: zst data ends early: {total} of {info.size} bytes")
-    elif info.kind == "xz" and info.blocks > 1 and xz.threads_available():
-        yield from xz.decode_threaded(path)
+    elif info.kind == "xz" and info.blocks > 1:
+        yield from (data for _, data in xz.decode_blocks(path, xz.blocks(path)) if data)
     else:
         yield from _decode(path, info.kind, size)
+
+
+def pieces(path: Path, info: ImageInfo, skip: Callable[[int, int], bool] | None = None
+           ) -> Iterator[tuple[int, bytes]]:
+    """(offset, bytes) of the raw image in order. A multi-block .xz asks `skip(start, end)`
+    before decoding each block and leaves out those it says are not needed (the last piece
+    still ends where the image ends)."""
+    if info.kind == "xz" and info.blocks > 1:
+        yield from xz.decode_blocks(path, xz.blocks(path), skip)
+    else:
+        yield from with_offsets(chunks(path, info))
 
 
 def with_offsets(blocks: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:

@@ -199,6 +199,26 @@ def zero_out(sink: Sink, offset: int, length: int) -> bool:
     return True
 
 
+def read_into(sink: Sink, buffer: mmap.mmap, offset: int, length: int) -> memoryview:
+    """`length` bytes at `offset` into `buffer` (page-aligned, at least `length` + 2 pages).
+
+    A device opened for direct I/O (`start_direct`) is read past the page cache: the read is
+    widened to whole pages and the wanted part returned, so nothing comes from memory the
+    kernel kept. Elsewhere a plain read.
+    """
+    view = memoryview(buffer)
+    lo = offset // ALIGN * ALIGN if sink.direct else offset
+    hi = -(-(offset + length) // ALIGN) * ALIGN if sink.direct else offset + length
+    done = 0
+    while done < hi - lo:
+        got = os.preadv(sink.fd, [view[done: hi - lo]], lo + done)
+        if got <= 0:
+            break
+        done += got
+    start = offset - lo
+    return view[start: min(start + length, done)]
+
+
 def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     """pwrite until everything is written; ENOSPC as an OSError when the target is full."""
     view = memoryview(data)

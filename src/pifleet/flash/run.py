@@ -73,6 +73,8 @@ class CardResult:
     format: str = "none"
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    written: int = 0  # bytes that reached the card (data, zero-filled ranges, first MiB)
+    verified: int = 0  # of those, bytes read back and found equal
 
 
 def _name(path: Path, boot: FirstBoot | None) -> str:
@@ -232,8 +234,11 @@ def _write(checked: Plan, sinks: list[writer.Sink], emitter: Emitter,
             elif direct and usage is not None and info.size is not None:
                 usage = _scan(source, info.size)
                 ranges = usage.needed(0, info.size)
+            # A stream's blocks that lie wholly in free space need not even be decoded.
+            skip = (None if usage is None or request.image_sha256
+                    else lambda start, end: not usage.needed(start, end))
             pieces = (compress.mapped_pieces(source, ranges) if ranges is not None
-                      else compress.with_offsets(compress.chunks(source, info)))
+                      else compress.pieces(source, info, skip))
             written = writer.write_body(
                 pieces, sinks, expected_size=checked.image_size, block_map=block_map,
                 raw_sha256=request.image_sha256, want_digest=request.verify,
@@ -274,8 +279,8 @@ def _complete(checked: Plan, sink: writer.Sink, written: writer.Written,
                               if progress else None)
             except writer.Incomplete as exc:
                 raise Failed(f"{exc}. {incomplete}") from exc
-            checked_bytes = sum(e - s for s, e in written.ranges + written.zero_ranges)
-            step.message = f"read back {checked_bytes} bytes: equal"
+            result.verified = sum(e - s for s, e in written.ranges + written.zero_ranges)
+            step.message = f"read back {result.verified} bytes: equal"
     if boot is not None and request.format != "none":
         with emitter.step(result.name, PHASE, "configure") as step:
             try:
@@ -286,6 +291,9 @@ def _complete(checked: Plan, sink: writer.Sink, written: writer.Written,
             step.message = f"{result.format}: {', '.join(result.files)}"
     with emitter.step(result.name, PHASE, "partition-table") as step:
         writer.finish(sink, written.head)
+        result.written = written.written_bytes
+        if request.verify:
+            result.verified += len(written.head)  # finish reads it back too
         step.changed = True
         step.message = f"{sink.path} is ready"
 

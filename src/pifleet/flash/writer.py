@@ -9,6 +9,7 @@ writes (lzma, zlib, hashlib and os.pwrite all release the GIL).
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import queue
 import threading
@@ -357,38 +358,95 @@ def _wait(pending: list[Future[None]]) -> None:
 
 
 def verify(sink: Sink, written: Written, progress: Progress | None = None) -> None:
-    """Read back what was written (past the cache) and compare digests; Incomplete if not equal."""
+    """Read back what was written, past the cache, and compare: zero-filled ranges must read
+    as zeros, the data ranges' SHA-256 must equal the one taken while writing. Reading runs a
+    few pieces ahead of the checking, in its own thread. Incomplete if anything differs."""
     os.fsync(sink.fd)
     if hasattr(os, "posix_fadvise"):
         os.posix_fadvise(sink.fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    pieces = sorted([(s, e, True) for s, e in written.zero_ranges]
+                    + [(s, e, False) for s, e in written.ranges])
+    total = sum(e - s for s, e, _ in pieces)
     digest = hashlib.sha256()
     done = 0
-    total = sum(end - start for start, end in written.ranges + written.zero_ranges)
-    for start, end in written.zero_ranges:
-        offset = start
-        while offset < end:
-            block = os.pread(sink.fd, min(4 * 1024 * 1024, end - offset), offset)
-            if not block or block != ZEROS[: len(block)]:
+    diskio.start_direct(sink)
+    reader = _ReadBack(sink, pieces)
+    reader.start()
+    try:
+        for offset, zero, data in reader:
+            if zero and not ZEROS.startswith(data):
                 raise Incomplete(f"{sink.path}: bytes from {offset} should read back as zeros "
                                  f"and do not (bad card or reader?)")
-            offset += len(block)
-            done += len(block)
+            if not zero:
+                digest.update(data)
+            done += len(data)
             if progress:
                 progress(done, total)
-    for start, end in written.ranges:
-        offset = start
-        while offset < end:
-            block = os.pread(sink.fd, min(4 * 1024 * 1024, end - offset), offset)
-            if not block:
-                raise Incomplete(f"{sink.path}: read back ended at byte {offset}")
-            digest.update(block)
-            offset += len(block)
-            done += len(block)
-            if progress:
-                progress(done, total)
+    except OSError as exc:
+        raise Incomplete(f"{sink.path}: reading back failed: {exc.strerror or exc}") from exc
+    finally:
+        reader.stop.set()
+        reader.join()
+        diskio.stop_direct(sink)
     if digest.hexdigest() != written.digest:
         raise Incomplete(f"{sink.path}: what was read back differs from the image "
                          f"(bad card or reader?)")
+
+
+class _ReadBack(threading.Thread):
+    """Reads the written pieces in order, in 4 MiB steps, a few steps ahead of the checker.
+
+    Buffers are reused: with BUFFERS of them and a queue of BUFFERS - 2, the one being filled
+    is never one the checker still holds.
+    """
+
+    BUFFERS = 4
+    STEP = 4 * 1024 * 1024
+
+    def __init__(self, sink: Sink, pieces: list[tuple[int, int, bool]]) -> None:
+        super().__init__(daemon=True, name="pifleet-verify")
+        self.sink, self.pieces = sink, pieces
+        self.queue: queue.Queue[tuple[int, bool, memoryview] | BaseException | None] = (
+            queue.Queue(self.BUFFERS - 2))
+        self.stop = threading.Event()
+        self.buffers = [mmap.mmap(-1, self.STEP + 2 * diskio.ALIGN)
+                        for _ in range(self.BUFFERS)]
+
+    def run(self) -> None:
+        turn = 0
+        try:
+            for start, end, zero in self.pieces:
+                for offset in range(start, end, self.STEP):
+                    length = min(self.STEP, end - offset)
+                    buffer = self.buffers[turn % self.BUFFERS]
+                    turn += 1
+                    data = diskio.read_into(self.sink, buffer, offset, length)
+                    if len(data) < length:
+                        raise Incomplete(f"{self.sink.path}: read back ended at byte "
+                                         f"{offset + len(data)}")
+                    if not self._put((offset, zero, data)):
+                        return
+            self._put(None)
+        except BaseException as exc:  # handed to the checking thread
+            self._put(exc)
+
+    def _put(self, item: tuple[int, bool, memoryview] | BaseException | None) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[tuple[int, bool, memoryview]]:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
 
 def finish(sink: Sink, head: bytes) -> None:

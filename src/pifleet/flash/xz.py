@@ -1,21 +1,30 @@
-""".xz specifics: the index (size and block count without decoding) and parallel decoding."""
+""".xz specifics: the index (size and blocks without decoding) and parallel block decoding.
+
+An .xz file made with threads (`xz -T`, as image publishers do) is a run of independent
+blocks, listed with their sizes in the index at the end of each stream. Each block can be
+decoded on its own (wrapped as a one-block stream), so blocks are decoded on all cores in this
+process (Python's lzma releases the GIL), and a block that lies wholly in space the image's
+filesystems do not use is not decoded at all: images are mostly free space, and decoding a
+run of zeros costs about as much CPU as decoding data.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import lzma
 import os
-import re
-import shutil
 import struct
-import subprocess
-from collections.abc import Iterator
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from pifleet.errors import BadInput
 
-F_SETPIPE_SZ = 1031  # Linux
+CHUNK = 4 * 1024 * 1024
+PARALLEL_BLOCK = 32 * 1024 * 1024  # larger blocks are decoded one at a time, piece by piece
 
 
 class CorruptStream(Exception):
@@ -25,13 +34,31 @@ class CorruptStream(Exception):
     """
 
 
+@dataclass(frozen=True)
+class Block:
+    """One .xz block: its stream's header, where it is in the file (`start`, `unpadded`
+    bytes), and what it decodes to (`size` bytes at `offset` of the image)."""
+
+    header: bytes
+    start: int
+    unpadded: int
+    size: int
+    offset: int
+
+
 def index(path: Path) -> tuple[int | None, int]:
-    """Uncompressed size and block count from the xz indexes, read from the end, no decoding.
+    """Uncompressed size and block count from the xz indexes, read from the end, no decoding."""
+    found = blocks(path)
+    return sum(b.size for b in found), len(found)
+
+
+def blocks(path: Path) -> list[Block]:
+    """Every block of every stream, in file order, from the indexes (no decoding).
 
     A file may hold several concatenated streams, with zero padding between them: each is
     found through its footer and index, walking backwards to the file's start.
     """
-    total = count = 0
+    streams: list[list[Block]] = []
     try:
         with path.open("rb") as handle:
             end = handle.seek(0, 2)
@@ -39,14 +66,18 @@ def index(path: Path) -> tuple[int | None, int]:
                 end = _skip_padding(handle, end)
                 if end == 0:
                     break
-                size, blocks, end = _stream_before(handle, end, path)
-                total += size
-                count += blocks
+                stream, end = _stream_before(handle, end, path)
+                streams.insert(0, stream)
     except OSError as exc:
         raise BadInput(f"{path}: corrupt xz file ({exc})") from exc
-    if count == 0:
+    if not streams:
         raise BadInput(f"{path}: corrupt xz file (no stream)")
-    return total, count
+    out, offset = [], 0
+    for stream in streams:
+        for block in stream:
+            out.append(Block(block.header, block.start, block.unpadded, block.size, offset))
+            offset += block.size
+    return out
 
 
 def _skip_padding(handle: BinaryIO, end: int) -> int:
@@ -59,8 +90,8 @@ def _skip_padding(handle: BinaryIO, end: int) -> int:
     return end
 
 
-def _stream_before(handle: BinaryIO, end: int, path: Path) -> tuple[int, int, int]:
-    """(uncompressed size, blocks, start offset) of the stream that ends at `end`."""
+def _stream_before(handle: BinaryIO, end: int, path: Path) -> tuple[list[Block], int]:
+    """The blocks of the stream that ends at `end`, and where the stream starts."""
     corrupt = BadInput(f"{path}: corrupt xz file (bad stream footer or index)")
     if end < 24:
         raise corrupt
@@ -75,23 +106,29 @@ def _stream_before(handle: BinaryIO, end: int, path: Path) -> tuple[int, int, in
     record = handle.read(backward)
     if not record or record[0] != 0:
         raise corrupt
+    records = []
     try:
         count, pos = _varint(record, 1)
-        total = compressed = 0
+        compressed = 0
         for _ in range(count):
             unpadded, pos = _varint(record, pos)
             size, pos = _varint(record, pos)
+            records.append((unpadded, size))
             compressed += (unpadded + 3) // 4 * 4
-            total += size
     except IndexError:
         raise corrupt from None
     start = end - 12 - backward - compressed - 12
     if start < 0:
         raise corrupt
     handle.seek(start)
-    if handle.read(6) != b"\xfd7zXZ\x00":
+    header = handle.read(12)
+    if header[:6] != b"\xfd7zXZ\x00":
         raise corrupt
-    return total, count, start
+    found, at = [], start + 12
+    for unpadded, size in records:
+        found.append(Block(header, at, unpadded, size, 0))
+        at += (unpadded + 3) // 4 * 4
+    return found, start
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -105,60 +142,96 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             return value, pos
 
 
-def threads_available() -> bool:
-    """Whether the xz tool can decode blocks on several cores here (xz 5.4 or later)."""
-    if (os.cpu_count() or 1) < 2 or shutil.which("xz") is None:
-        return False
-    try:
-        out = subprocess.run(["xz", "--robot", "--version"], capture_output=True, text=True,
-                             check=False).stdout
-    except OSError:
-        return False
-    match = re.search(r"XZ_VERSION=(\d+)", out)
-    return match is not None and int(match.group(1)) >= 50040002  # 5.4.0 stable
-
-
-FULL_BLOCK = 4 * 1024 * 1024
-
-
-def _full_blocks(fd: int, size: int) -> Iterator[bytes]:
-    """Read a pipe in whole blocks of `size` (the last may be shorter), as dd's fullblock:
-    a pipe hands out at most its buffer per read, and each block costs a zero check, a queue
-    hand-off and a device write downstream, so fewer, larger blocks are cheaper.
-    """
-    buffer = bytearray(size)
-    view = memoryview(buffer)
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
     while True:
-        filled = 0
-        while filled < size:
-            got = os.readv(fd, [view[filled:]])
-            if got == 0:
-                break
-            filled += got
-        if filled:
-            yield bytes(view[:filled])
-        if filled < size:
-            return
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
 
 
-def decode_threaded(path: Path) -> Iterator[bytes]:
-    """Multi-block .xz through `xz -dc -T0`: it decodes blocks in parallel, which Python's
-    single-threaded lzma cannot; the stream's integrity checks are still verified by xz.
-    """
-    proc = subprocess.Popen(["xz", "-dc", "-T0", "--", str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, bufsize=0)
-    assert proc.stdout is not None and proc.stderr is not None
-    fd = proc.stdout.fileno()
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(fd, F_SETPIPE_SZ, 1024 * 1024)  # fewer, larger reads from the pipe
+def _one_block_stream(block: Block, data: bytes) -> bytes:
+    """`block` as a stream of its own: its stream's header, the block, an index of one
+    record and a footer (xz file format 1.0.4, sections 2.1 and 4)."""
+    index = bytearray(b"\0" + _encode_varint(1) + _encode_varint(block.unpadded)
+                      + _encode_varint(block.size))
+    index += bytes(-len(index) % 4)
+    index += struct.pack("<I", zlib.crc32(index))
+    flags = block.header[6:8]
+    backward = struct.pack("<I", len(index) // 4 - 1)
+    footer = struct.pack("<I", zlib.crc32(backward + flags)) + backward + flags + b"YZ"
+    return block.header + data + bytes(index) + footer
+
+
+def _decode_block(fd: int, block: Block, path: Path) -> Iterator[bytes]:
+    """One block's bytes in pieces of at most CHUNK; its check is verified by lzma."""
+    padded = (block.unpadded + 3) // 4 * 4
+    data = os.pread(fd, padded, block.start)
+    if len(data) != padded:
+        raise CorruptStream(f"{path}: xz data ends early: the file is truncated")
+    decoder = lzma.LZMADecompressor(lzma.FORMAT_XZ)
+    pending = _one_block_stream(block, data)
+    total = 0
     try:
-        yield from _full_blocks(fd, FULL_BLOCK)
-        error = proc.stderr.read().decode(errors="replace").strip()
-        if proc.wait() != 0:
-            raise CorruptStream(f"{path}: corrupt xz data ({error or 'xz failed'})")
+        while not decoder.eof:
+            out = decoder.decompress(pending, CHUNK)
+            pending = b""
+            total += len(out)
+            if out:
+                yield out
+            elif decoder.needs_input:
+                break
+    except lzma.LZMAError as exc:
+        raise CorruptStream(f"{path}: corrupt xz data ({exc})") from exc
+    if not decoder.eof or total != block.size:
+        raise CorruptStream(f"{path}: corrupt xz data (a block decodes to {total} bytes, "
+                            f"its index says {block.size})")
+
+
+def _decode_all(fd: int, block: Block, path: Path) -> list[bytes]:
+    return list(_decode_block(fd, block, path))
+
+
+def decode_blocks(path: Path, found: list[Block],
+                  skip: Callable[[int, int], bool] | None = None,
+                  workers: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """(offset, bytes) of the image, decoded a block per core, in order.
+
+    `skip(start, end)` is asked about each block just before it is decoded; a block it says
+    is not needed is not decoded, and nothing is yielded for it. The last piece ends where
+    the image ends (an empty one if the last blocks were skipped).
+    """
+    workers = workers or max(1, min(os.cpu_count() or 1, 4))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="pifleet-xz")
+    pending: deque[tuple[Block, Future[list[bytes]] | None]] = deque()
+    upcoming = iter(found)
+    end = 0
+    try:
+        while True:
+            while len(pending) < workers:
+                block = next(upcoming, None)
+                if block is None:
+                    break
+                end = block.offset + block.size
+                if skip is not None and skip(block.offset, end):
+                    continue
+                big = block.size > PARALLEL_BLOCK
+                pending.append((block, None if big else pool.submit(_decode_all, fd, block,
+                                                                     path)))
+            if not pending:
+                break
+            block, future = pending.popleft()
+            offset = block.offset
+            for piece in future.result() if future else _decode_block(fd, block, path):
+                yield offset, piece
+                offset += len(piece)
+        yield end, b""  # where the image ends, also when its last blocks were skipped
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        for _, future in pending:
+            if future:
+                future.cancel()
+        pool.shutdown(wait=True)
+        os.close(fd)
