@@ -47,12 +47,9 @@ def test_xz_index_adds_up_every_stream(packed: Packed, tmp_path: Path) -> None:
     assert xz.index(two) == (raw.stat().st_size, 2)
 
 
-@pytest.mark.parametrize("threads", [True, False])
-def test_several_xz_streams_flash_whole(packed: Packed, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch, threads: bool) -> None:
+def test_several_xz_streams_flash_whole(packed: Packed, tmp_path: Path) -> None:
     raw = packed("raspios_bookworm", "raw")
     two = concatenated_xz(raw, tmp_path / "two.img.xz")
-    monkeypatch.setattr(xz, "threads_available", lambda: threads)
     info = compress.inspect(two)
     assert b"".join(compress.chunks(two, info)) == raw.read_bytes()
     card = tmp_path / "card.img"

@@ -89,24 +89,59 @@ def test_missing_and_corrupt_files_are_bad_input(tmp_path: Path) -> None:
         inspect(bad)
 
 
-def test_pipe_is_read_in_whole_blocks() -> None:
+def _streams(tmp_path: Path) -> tuple[Path, bytes]:
+    """Three .xz streams (different checks, zero padding between): three blocks."""
+    import lzma
     import os
-    import threading
 
-    from pifleet.flash.xz import _full_blocks
+    parts = [os.urandom(300_000), bytes(700_000), b"text " * 100_000]
+    data = (lzma.compress(parts[0], check=lzma.CHECK_CRC64) + bytes(4)
+            + lzma.compress(parts[1], check=lzma.CHECK_SHA256)
+            + lzma.compress(parts[2], check=lzma.CHECK_CRC32) + bytes(8))
+    path = tmp_path / "three.img.xz"
+    path.write_bytes(data)
+    return path, b"".join(parts)
 
-    read_end, write_end = os.pipe()
-    pieces = [bytes([i]) * 100_000 for i in range(10)]
 
-    def feed() -> None:
-        for piece in pieces:
-            os.write(write_end, piece)
-        os.close(write_end)
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_xz_blocks_decode_in_order_on_any_number_of_cores(tmp_path: Path, workers: int
+                                                           ) -> None:
+    from pifleet.flash import xz
 
-    feeder = threading.Thread(target=feed)
-    feeder.start()
-    blocks = list(_full_blocks(read_end, 256 * 1024))
-    feeder.join()
-    os.close(read_end)
-    assert b"".join(blocks) == b"".join(pieces)
-    assert [len(b) for b in blocks[:-1]] == [256 * 1024] * (len(blocks) - 1)
+    path, raw = _streams(tmp_path)
+    blocks = xz.blocks(path)
+    assert [b.size for b in blocks] == [300_000, 700_000, 500_000]
+    assert [b.offset for b in blocks] == [0, 300_000, 1_000_000]
+    pieces = list(xz.decode_blocks(path, blocks, workers=workers))
+    assert b"".join(p for _, p in pieces) == raw
+    assert pieces[-1] == (len(raw), b"")
+    assert all(offset == sum(len(p) for _, p in pieces[:i]) for i, (offset, _) in
+               enumerate(pieces))
+
+
+def test_xz_blocks_not_needed_are_not_decoded(tmp_path: Path) -> None:
+    from pifleet.flash import xz
+
+    path, raw = _streams(tmp_path)
+    asked: list[tuple[int, int]] = []
+
+    def skip(start: int, end: int) -> bool:
+        asked.append((start, end))
+        return start == 300_000  # the zeros
+
+    pieces = list(xz.decode_blocks(path, xz.blocks(path), skip, workers=2))
+    assert asked == [(0, 300_000), (300_000, 1_000_000), (1_000_000, 1_500_000)]
+    assert [o for o, _ in pieces if _] == [0, 1_000_000]
+    assert b"".join(p for _, p in pieces) == raw[:300_000] + raw[1_000_000:]
+    assert pieces[-1] == (1_500_000, b"")
+
+
+def test_a_corrupt_xz_block_is_reported(tmp_path: Path) -> None:
+    from pifleet.flash import xz
+
+    path, _ = _streams(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[1000] ^= 0xFF  # inside the first block's compressed data
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptStream, match="corrupt xz data"):
+        list(xz.decode_blocks(path, xz.blocks(path)))
