@@ -241,7 +241,7 @@ def _bmap_for(raw: Path, tmp_path: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("kind", ["xz", "raw"])
+@pytest.mark.parametrize("kind", ["xz", "xzb", "raw"])
 def test_bmap_writes_only_mapped_ranges_into_a_sparse_file(
         packed: Packed, tmp_path: Path, kind: str) -> None:
     raw = packed("raspios_bookworm", "raw")

@@ -17,7 +17,17 @@ from pathlib import Path
 from pifleet.errors import BadInput, Failed
 from pifleet.events import Emitter, Status
 from pifleet.flash import bmap as bmaps
-from pifleet.flash import bootconfig, catalog, compress, download, holders, mbr, sources, writer
+from pifleet.flash import (
+    bootconfig,
+    catalog,
+    compress,
+    download,
+    holders,
+    mbr,
+    ranges,
+    sources,
+    writer,
+)
 from pifleet.flash import targets as checks
 from pifleet.flash import usage as usages
 from pifleet.flash.bootconfig import FirstBoot
@@ -228,21 +238,18 @@ def _write(checked: Plan, sinks: list[writer.Sink], emitter: Emitter,
             # what its filesystems use), unless its whole SHA-256 is to be checked.
             direct = info.kind == "raw" and not request.image_sha256
             usage = None if block_map is not None or request.full else usages.Usage(info.size)
-            ranges: list[tuple[int, int]] | None = None
+            only: list[tuple[int, int]] | None = None
             if direct and block_map is not None:
-                ranges = [(s, e) for s, e, _ in block_map.byte_ranges()]
+                only = [(s, e) for s, e, _ in block_map.byte_ranges()]
             elif direct and usage is not None and info.size is not None:
                 usage = _scan(source, info.size)
-                ranges = usage.needed(0, info.size)
-            # A stream's blocks that lie wholly in free space need not even be decoded.
-            skip = (None if usage is None or request.image_sha256
-                    else lambda start, end: not usage.needed(start, end))
-            pieces = (compress.mapped_pieces(source, ranges) if ranges is not None
-                      else compress.pieces(source, info, skip))
+                only = usage.needed(0, info.size)
+            pieces = (compress.mapped_pieces(source, only) if only is not None
+                      else compress.pieces(source, info, _skipper(request, usage, block_map)))
             written = writer.write_body(
                 pieces, sinks, expected_size=checked.image_size, block_map=block_map,
                 raw_sha256=request.image_sha256, want_digest=request.verify,
-                mapped_only=ranges is not None, usage=usage if ranges is None else None,
+                mapped_only=only is not None, usage=usage if only is None else None,
                 progress=(lambda d, t: progress("write", d, t)) if progress else None)
         except writer.Incomplete as exc:
             raise Failed(f"{names}: {exc}. The card is incomplete: its partition table was "
@@ -255,6 +262,21 @@ def _write(checked: Plan, sinks: list[writer.Sink], emitter: Emitter,
         step.message = (f"{written.written_bytes} of {written.size} bytes to {names} "
                         f"({mode}; {rate:.0f} MB/s of image)")
     return written
+
+
+def _skipper(request: Request, usage: usages.Usage | None, block_map: bmaps.BlockMap | None
+             ) -> Callable[[int, int], bool] | None:
+    """What a stream need not even decode (blocks of a multi-block .xz): bytes the
+    filesystems do not use, or that the bmap does not map. Nothing when the whole image's
+    SHA-256 is to be checked."""
+    if request.image_sha256:
+        return None
+    if usage is not None:
+        return lambda start, end: not usage.needed(start, end)
+    if block_map is not None:
+        mapped = [(s, e) for s, e, _ in block_map.byte_ranges()]
+        return lambda start, end: start >= writer.HEAD and not ranges.clip(mapped, start, end)
+    return None
 
 
 def _scan(path: Path, size: int) -> usages.Usage:
