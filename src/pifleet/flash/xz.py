@@ -25,6 +25,7 @@ from pifleet.errors import BadInput
 
 CHUNK = 4 * 1024 * 1024
 PARALLEL_BLOCK = 32 * 1024 * 1024  # larger blocks are decoded one at a time, piece by piece
+IN_FLIGHT = 48 * 1024 * 1024  # decoded bytes held ahead of the writer (memory bound)
 
 
 class CorruptStream(Exception):
@@ -211,7 +212,8 @@ def decode_blocks(path: Path, found: list[Block],
     end = 0
     try:
         while True:
-            while len(pending) < workers:
+            while len(pending) < workers and (
+                    not pending or sum(b.size for b, _ in pending) < IN_FLIGHT):
                 block = next(upcoming, None)
                 if block is None:
                     break
