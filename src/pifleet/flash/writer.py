@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from pifleet.errors import Failed
 from pifleet.flash import diskio
@@ -28,6 +29,7 @@ HEAD = 1024 * 1024
 ZEROS = bytes(4 * 1024 * 1024)
 _ZERO_VIEW = memoryview(ZEROS)
 QUEUE_DEPTH = 4
+T = TypeVar("T")
 
 Progress = Callable[[int, int | None], None]
 
@@ -61,35 +63,30 @@ class _Chunk:
     pieces: list[Range] | None = None  # the parts to write; None: all of it
 
 
-class _Producer(threading.Thread):
-    """Decompresses and hashes ahead of the writer, a few chunks deep; with a `usage`, it
-    also reads the filesystems' maps as they pass and marks the parts each chunk needs."""
+class _Ahead(threading.Thread, Generic[T]):
+    """Works a few items ahead of its consumer through a bounded queue. None ends the queue;
+    an exception met on the way goes into it for the consumer to decide; `stop` ends the
+    thread early (the consumer gave up)."""
 
-    def __init__(self, chunks: Iterator[tuple[int, bytes]], want_raw_hash: bool,
-                 usage: Usage | None = None) -> None:
-        super().__init__(daemon=True, name="pifleet-decompress")
-        self.chunks = chunks
-        self.queue: queue.Queue[_Chunk | BaseException | None] = queue.Queue(QUEUE_DEPTH)
+    def __init__(self, name: str, depth: int) -> None:
+        super().__init__(daemon=True, name=name)
+        self.queue: queue.Queue[T | BaseException | None] = queue.Queue(depth)
         self.stop = threading.Event()
-        self.raw = hashlib.sha256() if want_raw_hash else None
-        self.usage = usage
+
+    def items(self) -> Iterator[T]:  # pragma: no cover
+        """What to hand on, in order."""
+        raise NotImplementedError
 
     def run(self) -> None:
         try:
-            for offset, data in self.chunks:
-                if self.raw is not None:
-                    self.raw.update(data)
-                pieces = None
-                if self.usage is not None:
-                    self.usage.feed(offset, data)
-                    pieces = self.usage.needed(offset, offset + len(data))
-                if not self._put(_Chunk(offset, data, pieces)):
+            for item in self.items():
+                if not self._put(item):
                     return
             self._put(None)
-        except BaseException as exc:  # handed to the writer thread, which decides
+        except BaseException as exc:  # handed to the consumer, which decides
             self._put(exc)
 
-    def _put(self, item: _Chunk | BaseException | None) -> bool:
+    def _put(self, item: T | BaseException | None) -> bool:
         while not self.stop.is_set():
             try:
                 self.queue.put(item, timeout=0.2)
@@ -97,6 +94,28 @@ class _Producer(threading.Thread):
             except queue.Full:
                 continue
         return False
+
+
+class _Producer(_Ahead[_Chunk]):
+    """Decompresses and hashes ahead of the writer, a few chunks deep; with a `usage`, it
+    also reads the filesystems' maps as they pass and marks the parts each chunk needs."""
+
+    def __init__(self, chunks: Iterator[tuple[int, bytes]], want_raw_hash: bool,
+                 usage: Usage | None = None) -> None:
+        super().__init__("pifleet-decompress", QUEUE_DEPTH)
+        self.chunks = chunks
+        self.raw = hashlib.sha256() if want_raw_hash else None
+        self.usage = usage
+
+    def items(self) -> Iterator[_Chunk]:
+        for offset, data in self.chunks:
+            if self.raw is not None:
+                self.raw.update(data)
+            pieces = None
+            if self.usage is not None:
+                self.usage.feed(offset, data)
+                pieces = self.usage.needed(offset, offset + len(data))
+            yield _Chunk(offset, data, pieces)
 
 
 def prepare(sinks: list[Sink]) -> None:
@@ -393,7 +412,7 @@ def verify(sink: Sink, written: Written, progress: Progress | None = None) -> No
                          f"(bad card or reader?)")
 
 
-class _ReadBack(threading.Thread):
+class _ReadBack(_Ahead[tuple[int, bool, memoryview]]):
     """Reads the written pieces in order, in 4 MiB steps, a few steps ahead of the checker.
 
     Buffers are reused: with BUFFERS of them and a queue of BUFFERS - 2, the one being filled
@@ -404,40 +423,23 @@ class _ReadBack(threading.Thread):
     STEP = 4 * 1024 * 1024
 
     def __init__(self, sink: Sink, pieces: list[tuple[int, int, bool]]) -> None:
-        super().__init__(daemon=True, name="pifleet-verify")
+        super().__init__("pifleet-verify", self.BUFFERS - 2)
         self.sink, self.pieces = sink, pieces
-        self.queue: queue.Queue[tuple[int, bool, memoryview] | BaseException | None] = (
-            queue.Queue(self.BUFFERS - 2))
-        self.stop = threading.Event()
         self.buffers = [mmap.mmap(-1, self.STEP + 2 * diskio.ALIGN)
                         for _ in range(self.BUFFERS)]
 
-    def run(self) -> None:
+    def items(self) -> Iterator[tuple[int, bool, memoryview]]:
         turn = 0
-        try:
-            for start, end, zero in self.pieces:
-                for offset in range(start, end, self.STEP):
-                    length = min(self.STEP, end - offset)
-                    buffer = self.buffers[turn % self.BUFFERS]
-                    turn += 1
-                    data = diskio.read_into(self.sink, buffer, offset, length)
-                    if len(data) < length:
-                        raise Incomplete(f"{self.sink.path}: read back ended at byte "
-                                         f"{offset + len(data)}")
-                    if not self._put((offset, zero, data)):
-                        return
-            self._put(None)
-        except BaseException as exc:  # handed to the checking thread
-            self._put(exc)
-
-    def _put(self, item: tuple[int, bool, memoryview] | BaseException | None) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+        for start, end, zero in self.pieces:
+            for offset in range(start, end, self.STEP):
+                length = min(self.STEP, end - offset)
+                buffer = self.buffers[turn % self.BUFFERS]
+                turn += 1
+                data = diskio.read_into(self.sink, buffer, offset, length)
+                if len(data) < length:
+                    raise Incomplete(f"{self.sink.path}: read back ended at byte "
+                                     f"{offset + len(data)}")
+                yield offset, zero, data
 
     def __iter__(self) -> Iterator[tuple[int, bool, memoryview]]:
         while True:
