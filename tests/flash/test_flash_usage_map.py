@@ -11,7 +11,7 @@ from pathlib import Path
 import flashimages as images
 import pytest
 
-from pifleet.flash.usage import HEAD, Usage
+from pifleet.flash.maps import HEAD, Usage
 
 Image = Callable[[str], Path]
 

@@ -27,8 +27,8 @@ import flashimages as images
 import pytest
 from flashhelp import run
 
-from pifleet.flash.ranges import Range, align_out, difference, union
-from pifleet.flash.usage import Usage
+from pifleet.flash.maps import Usage
+from pifleet.flash.maps.ranges import Range, align_out, difference, union
 
 Image = Callable[[str], Path]
 Packed = Callable[[str, str], Path]

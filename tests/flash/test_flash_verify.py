@@ -13,7 +13,7 @@ from flashhelp import head_is_blank, run
 from pifleet.errors import Failed
 from pifleet.events import Emitter
 from pifleet.flash import Policy, Request, execute, plan
-from pifleet.flash.usage import Usage
+from pifleet.flash.maps import Usage
 
 Image = Callable[[str], Path]
 Loop = Callable[..., str]

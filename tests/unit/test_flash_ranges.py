@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from pifleet.flash import ranges
-from pifleet.flash.metadata import Reader
+from pifleet.flash.maps import ranges
+from pifleet.flash.maps.reader import Reader
 
 
 def _bits(bitmap: bytes, count: int) -> list[tuple[int, int]]:

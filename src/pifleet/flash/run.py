@@ -23,15 +23,15 @@ from pifleet.flash import (
     compress,
     download,
     holders,
+    maps,
     mbr,
-    ranges,
     sources,
     writer,
 )
 from pifleet.flash import targets as checks
-from pifleet.flash import usage as usages
 from pifleet.flash.bootconfig import FirstBoot
 from pifleet.flash.fat import FatVolume
+from pifleet.flash.maps import ranges
 
 PHASE = "flash"
 Progress = Callable[[str, int, int | None], None]  # (what, done, total)
@@ -237,7 +237,7 @@ def _write(checked: Plan, sinks: list[writer.Sink], emitter: Emitter,
             # An uncompressed image is read only where it is written (a bmap's ranges, or
             # what its filesystems use), unless its whole SHA-256 is to be checked.
             direct = info.kind == "raw" and not request.image_sha256
-            usage = None if block_map is not None or request.full else usages.Usage(info.size)
+            usage = None if block_map is not None or request.full else maps.Usage(info.size)
             only: list[tuple[int, int]] | None = None
             if direct and block_map is not None:
                 only = [(s, e) for s, e, _ in block_map.byte_ranges()]
@@ -264,7 +264,7 @@ def _write(checked: Plan, sinks: list[writer.Sink], emitter: Emitter,
     return written
 
 
-def _skipper(request: Request, usage: usages.Usage | None, block_map: bmaps.BlockMap | None
+def _skipper(request: Request, usage: maps.Usage | None, block_map: bmaps.BlockMap | None
              ) -> Callable[[int, int], bool] | None:
     """What a stream need not even decode (blocks of a multi-block .xz): bytes the
     filesystems do not use, or that the bmap does not map. Nothing when the whole image's
@@ -279,11 +279,11 @@ def _skipper(request: Request, usage: usages.Usage | None, block_map: bmaps.Bloc
     return None
 
 
-def _scan(path: Path, size: int) -> usages.Usage:
+def _scan(path: Path, size: int) -> maps.Usage:
     """The filesystems' maps of an uncompressed image, read where they are."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        return usages.Usage.scan(fd, size)
+        return maps.Usage.scan(fd, size)
     finally:
         os.close(fd)
 

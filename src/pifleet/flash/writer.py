@@ -22,8 +22,8 @@ from pifleet.errors import Failed
 from pifleet.flash import diskio
 from pifleet.flash.bmap import BlockMap
 from pifleet.flash.diskio import Sink
-from pifleet.flash.ranges import Range
-from pifleet.flash.usage import Usage
+from pifleet.flash.maps import Usage
+from pifleet.flash.maps.ranges import Range
 
 HEAD = 1024 * 1024
 ZEROS = bytes(4 * 1024 * 1024)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from pifleet.flash.metadata import Reader
-from pifleet.flash.ranges import Range, subtract, union, zero_entries
+from pifleet.flash.maps.ranges import Range, subtract, union, zero_entries
+from pifleet.flash.maps.reader import Reader
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Protocol
 
-from pifleet.flash.ranges import Range
+from pifleet.flash.maps.ranges import Range
 
 
 class Reader:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import struct
 
-from pifleet.flash.metadata import Reader
-from pifleet.flash.ranges import Range, clear_bits, difference, subtract, union
+from pifleet.flash.maps.ranges import Range, clear_bits, difference, subtract, union
+from pifleet.flash.maps.reader import Reader
 
 MAGIC = 0xEF53
 SUPERBLOCK = 1024  # its offset in the filesystem, and its size

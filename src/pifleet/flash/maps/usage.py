@@ -19,9 +19,10 @@ import itertools
 import struct
 from dataclasses import dataclass, field
 
-from pifleet.flash import extfs, fatfs, mbr
-from pifleet.flash.metadata import Reader, file_reader, scan
-from pifleet.flash.ranges import Range, align_out, union
+from pifleet.flash import mbr
+from pifleet.flash.maps import extfs, fatfs
+from pifleet.flash.maps.ranges import Range, align_out, union
+from pifleet.flash.maps.reader import Reader, file_reader, scan
 
 HEAD = 1024 * 1024  # always needed whole (written last by the writer)
 ALIGN = 4096  # needed ranges are widened to this: whole pages for direct writes
