@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pifleet.flash.targets import unescape
+
 Key = tuple[str | int, ...]
 Runner = Callable[[list[str]], bytes]
 
@@ -77,16 +79,9 @@ def _mounts(system: System) -> list[tuple[str, str, str, str, str]]:
         head, _, tail = line.partition(" - ")
         fields, rest = head.split(), tail.split()
         if len(fields) >= 5 and len(rest) >= 2:
-            found.append((fields[2], _unescape(fields[4]), rest[0], _unescape(rest[1]),
+            found.append((fields[2], unescape(fields[4]), rest[0], unescape(rest[1]),
                           rest[2] if len(rest) > 2 else ""))
     return found
-
-
-def _unescape(text: str) -> str:
-    """mountinfo writes space, tab, newline and backslash as octal escapes."""
-    import re
-
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
 
 
 def _block_dir(system: System, number: str) -> Path | None:

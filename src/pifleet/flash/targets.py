@@ -174,7 +174,7 @@ def _mounted_from(path: Path) -> set[str]:
     for line in lines:
         fields = line.split()
         if len(fields) > 4 and fields[2] in holders:
-            found.add(_unescape(fields[4]))
+            found.add(unescape(fields[4]))
     return found
 
 
@@ -198,7 +198,7 @@ def _release(target: Target) -> None:
     target.unmount = ()
 
 
-def _unescape(field: str) -> str:
+def unescape(field: str) -> str:
     """mountinfo writes space, tab, newline and backslash in a path as octal escapes."""
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
