@@ -283,3 +283,28 @@ def test_a_deleted_files_blocks_are_not_written(image: Image, loop: Loop, tmp_pa
     skipped = difference(_bmap_ranges(source, tmp_path), _written(card, source))
     assert sum(e - s for s, e in skipped) >= 4 * MIB - 2 * BLOCK  # file3.bin was 4 MiB
     _check_filesystems(card, source, loop, tmp_path)
+
+
+@pytest.mark.parametrize(("layout", "files"), [
+    ("raspios_bookworm", {"firstrun.sh", "cmdline.txt"}),
+    ("hypriot_17", {"user-data", "meta-data"}),
+])
+def test_first_boot_files_on_a_used_card(image: Image, loop: Loop, tmp_path: Path,
+                                         layout: str, files: set[str]) -> None:
+    """mtools adds the first-boot files into free clusters that hold random bytes: the boot
+    partition stays clean and lists exactly the image's files and pifleet's."""
+    source = image(layout)
+    card = _random_card(loop, tmp_path, source.stat().st_size)
+    proc = run("flash", source, card, "--hostname", "brig", "--allow-non-removable", "--yes")
+    assert proc.returncode == 0, proc.stderr
+    start, end, _ = _partitions(source)[0]
+    copy = _extract(Path(card), start, end, tmp_path / "fat.bin")
+    fsck = subprocess.run(["fsck.fat", "-n", str(copy)], capture_output=True, text=True)
+    assert fsck.returncode == 0 and "differ" not in fsck.stdout, fsck.stdout + fsck.stderr
+    listed = subprocess.run(["mdir", "-b", "-i", str(copy), "::/"], capture_output=True,
+                            text=True, check=True).stdout.split()
+    names = {line.removeprefix("::/") for line in listed}
+    expected = set(getattr(images, layout)().boot_files) | {"kernel8.img"} | files
+    assert names == expected
+    assert b"brig" in subprocess.run(["mtype", "-i", str(copy), f"::/{sorted(files)[-1]}"],
+                                     capture_output=True, check=True).stdout
