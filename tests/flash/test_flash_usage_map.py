@@ -99,3 +99,35 @@ def test_a_bare_filesystem_image_without_a_table(tmp_path: Path) -> None:
     usage = _scan(bare)
     assert usage.describe() == "ext@0MiB"
     assert sum(e - s for s, e in usage.needed(0, bare.stat().st_size)) < 16 * images.MIB
+
+
+def test_damaged_maps_never_break_the_reading(image: Image) -> None:
+    """Bytes of the partition tables, superblocks, descriptors, bitmaps and FATs spoiled at
+    random: the map is still made (conservative or odd, never an exception)."""
+    import random
+
+    rng = random.Random(7)
+    for layout in ("many_groups", "ext3_gpt", "ext_1k_blocks"):
+        data = bytearray(image(layout).read_bytes())
+        size = len(data)
+        spots = [0, 512, 1024] + [s for s, _, _ in _regions(image(layout))]
+        for _ in range(25):
+            spoiled = {}
+            for _ in range(rng.randrange(1, 40)):
+                at = min(rng.choice(spots) + rng.randrange(65536), size - 1)
+                spoiled.setdefault(at, data[at])
+                data[at] = rng.randrange(256)
+            usage = Usage(size)
+            view = memoryview(data)
+            for at in range(0, size, 1 << 20):
+                usage.feed(at, view[at: at + (1 << 20)])
+                for start, end in usage.needed(at, min(at + (1 << 20), size)):
+                    assert at <= start < end <= size
+            view.release()
+            for at, value in spoiled.items():
+                data[at] = value
+
+
+def _regions(path: Path) -> list[tuple[int, int, str]]:
+    usage = _scan(path)
+    return [(r.start, r.end, r.kind) for r in usage.table.regions or []]

@@ -32,6 +32,7 @@ RO_SPARSE_SUPER, RO_GDT_CSUM, RO_METADATA_CSUM = 0x1, 0x10, 0x400
 COMPAT_RESIZE_INODE, COMPAT_EXCLUDE_BITMAP, COMPAT_SPARSE_SUPER2 = 0x10, 0x100, 0x200
 BLOCK_UNINIT = 0x2
 STATE_VALID, STATE_ERROR = 0x1, 0x2
+MAX_GROUPS = 1 << 18  # 32 TiB in 128 MiB groups: more is not a card's filesystem
 
 
 def is_ext(block: bytes) -> bool:
@@ -78,13 +79,16 @@ class ExtMap(Reader):
             magic == MAGIC and self.block and state & STATE_VALID and not state & STATE_ERROR
             and not incompat & ~KNOWN_INCOMPAT and not ro_compat & ~KNOWN_RO_COMPAT
             and not compat & COMPAT_EXCLUDE_BITMAP and log_cluster == log_block
-            and 0 < per_group <= 8 * self.block and self.first < self.blocks
+            and 256 <= per_group <= 8 * self.block and self.first < self.blocks
             and 32 <= self.desc_size <= self.block and self.desc_size & (self.desc_size - 1) == 0
             and self.blocks * self.block <= self.size and inodes_per_group > 0)
         if not understood:
             self.whole = True
             return
         self.count = -(-(self.blocks - self.first) // per_group)
+        if self.count > MAX_GROUPS:
+            self.whole = True  # a corrupt superblock, or a filesystem far beyond a card
+            return
         self.per_block = self.block // self.desc_size
         self.table_blocks = -(-inodes_per_group * inode_size // self.block)
         self.csum = bool(ro_compat & (RO_GDT_CSUM | RO_METADATA_CSUM))

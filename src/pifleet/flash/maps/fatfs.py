@@ -56,6 +56,9 @@ def geometry(boot: bytes) -> Geometry | None:
                     data_sector * sector, clusters, bits, total * sector)
 
 
+MAX_TABLE = 64 * 1024 * 1024  # held in memory until complete: more is not a card's volume
+
+
 class FatMap(Reader):
     """The allocation of one FAT volume at byte `start` of the image (`size` bytes)."""
 
@@ -64,8 +67,8 @@ class FatMap(Reader):
         self.start, self.size = start, size
         self.layout = geometry(boot)
         self.free: list[Range] | None = None
-        if self.layout is not None and self.layout.end <= size:
-            table = -(-(self.layout.clusters + 2) * self.layout.bits // 8)
+        table = -(-(self.layout.clusters + 2) * self.layout.bits // 8) if self.layout else 0
+        if self.layout is not None and self.layout.end <= size and table <= MAX_TABLE:
             first = start + self.layout.fat_start
             self.want(first, first + table, "fat")
         else:
