@@ -248,7 +248,9 @@ def _write(checked: Plan, sinks: list[writer.Sink], emitter: Emitter,
                       else compress.pieces(source, info, _skipper(request, usage, block_map)))
             written = writer.write_body(
                 pieces, sinks, expected_size=checked.image_size, block_map=block_map,
-                raw_sha256=request.image_sha256, want_digest=request.verify,
+                raw_sha256=request.image_sha256,
+                # An uncompressed image is compared with the card directly (see verify).
+                want_digest=request.verify and info.kind != "raw",
                 mapped_only=only is not None, usage=usage if only is None else None,
                 progress=(lambda d, t: progress("write", d, t)) if progress else None)
         except writer.Incomplete as exc:
@@ -291,14 +293,15 @@ def _scan(path: Path, size: int) -> maps.Usage:
 def _complete(checked: Plan, sink: writer.Sink, written: writer.Written,
               boot: FirstBoot | None, result: CardResult, emitter: Emitter,
               progress: Progress | None) -> None:
-    request = checked.request
+    request, source = checked.request, checked.source
     incomplete = (f"{result.name}: the card is incomplete (no partition table was written); "
                   f"flash it again")
     if request.verify:
         with emitter.step(result.name, PHASE, "verify") as step:
             try:
                 writer.verify(sink, written, (lambda d, t: progress("verify", d, t))
-                              if progress else None)
+                              if progress else None,
+                              image=source.path if source.info.kind == "raw" else None)
             except writer.Incomplete as exc:
                 raise Failed(f"{exc}. {incomplete}") from exc
             result.verified = sum(e - s for s, e in written.ranges + written.zero_ranges)
