@@ -227,6 +227,7 @@ def write_body(chunks: Iterator[tuple[int, bytes]], sinks: list[Sink], *,
         pool.shutdown(wait=True)
         for sink in sinks:
             diskio.stop_direct(sink)
+        diskio.release_memory()
     return Written(bytes(head), size, written_ranges, digest.hexdigest(), raw, zero_ranges)
 
 

@@ -153,9 +153,9 @@ def _encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _one_block_stream(block: Block, data: bytes) -> bytes:
-    """`block` as a stream of its own: its stream's header, the block, an index of one
-    record and a footer (xz file format 1.0.4, sections 2.1 and 4)."""
+def _one_block_stream(block: Block, data: bytes) -> list[bytes]:
+    """`block` as a stream of its own, in three parts: its stream's header, the block, an index
+    of one record with a footer (xz file format 1.0.4, sections 2.1 and 4)."""
     index = bytearray(b"\0" + _encode_varint(1) + _encode_varint(block.unpadded)
                       + _encode_varint(block.size))
     index += bytes(-len(index) % 4)
@@ -163,7 +163,7 @@ def _one_block_stream(block: Block, data: bytes) -> bytes:
     flags = block.header[6:8]
     backward = struct.pack("<I", len(index) // 4 - 1)
     footer = struct.pack("<I", zlib.crc32(backward + flags)) + backward + flags + b"YZ"
-    return block.header + data + bytes(index) + footer
+    return [block.header, data, bytes(index) + footer]
 
 
 def _decode_block(fd: int, block: Block, path: Path) -> Iterator[bytes]:
@@ -173,17 +173,17 @@ def _decode_block(fd: int, block: Block, path: Path) -> Iterator[bytes]:
     if len(data) != padded:
         raise CorruptStream(f"{path}: xz data ends early: the file is truncated")
     decoder = lzma.LZMADecompressor(lzma.FORMAT_XZ)
-    pending = _one_block_stream(block, data)
     total = 0
     try:
-        while not decoder.eof:
-            out = decoder.decompress(pending, CHUNK)
-            pending = b""
-            total += len(out)
-            if out:
-                yield out
-            elif decoder.needs_input:
-                break
+        for part in _one_block_stream(block, data):
+            while not decoder.eof:
+                out = decoder.decompress(part, CHUNK)
+                part = b""
+                total += len(out)
+                if out:
+                    yield out
+                elif decoder.needs_input:
+                    break
     except lzma.LZMAError as exc:
         raise CorruptStream(f"{path}: corrupt xz data ({exc})") from exc
     if not decoder.eof or total != block.size:
