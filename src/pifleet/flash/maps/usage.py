@@ -40,6 +40,7 @@ class Region:
     reader: extfs.ExtMap | fatfs.FatMap | None = None
 
     def needed(self, start: int, end: int) -> list[Range]:
+        """The parts of [start, end) to write: all of it until a reader knows better."""
         if self.reader is None:
             return [(start, end)]
         return self.reader.needed(start, end)
@@ -55,6 +56,7 @@ class Table(Reader):
         self.want(0, mbr.SECTOR, "mbr")
 
     def take(self, start: int, data: bytes, what: str | int) -> None:
+        """Sector 0, a GPT header, its entries, or a partition's first bytes."""
         if what == "mbr":
             parts = mbr.parse(data)
             if any(p.type == mbr.GPT_PROTECTIVE for p in parts):
