@@ -86,19 +86,21 @@ def test_image_on_a_partition_of_the_target(image: Image, loop: Loop, tmp_path: 
                           text=True, check=False)
     if made.returncode != 0:
         pytest.skip("device-mapper is not available in this kernel")
+    mount = tmp_path / "mnt"
     try:
         part = f"/dev/mapper/{name}"
         subprocess.run(["mkfs.ext4", "-q", "-F", part], check=True, capture_output=True)
-        mount = loop.mount(part, tmp_path / "mnt")  # type: ignore[attr-defined]
+        mount.mkdir()
+        subprocess.run(["mount", part, str(mount)], check=True, capture_output=True)
         copy = _copy(image, mount)
         before = digest(copy)
         proc = run("flash", copy, device, "--format", "none", "--allow-non-removable",
                    "--yes", "--unmount")
         _refused(proc, device, copy)
         assert digest(copy) == before
-        subprocess.run(["umount", str(mount)], check=True)
-        loop.mounts.remove(mount)  # type: ignore[attr-defined]
     finally:
+        # The mount first, then the map beneath it (the loop fixture detaches the device).
+        subprocess.run(["umount", str(mount)], capture_output=True, check=False)
         subprocess.run(["dmsetup", "remove", name], capture_output=True, check=False)
 
 
