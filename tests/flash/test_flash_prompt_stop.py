@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,18 +16,35 @@ OLD = b"old card contents " * 4096
 
 
 def _ctrl_c_at(prompt: bytes, args: list[str]) -> tuple[int, bytes]:
-    """Run pifleet on a pseudo-terminal, press Ctrl-C at `prompt`; exit code and output."""
+    """Run pifleet on a pseudo-terminal, press Ctrl-C at `prompt`; exit code and output.
+
+    Python reads the terminal with fgets: a SIGINT that lands after the prompt is shown but
+    before the read blocks is seen only at the next key. A user presses Ctrl-C again; so does
+    this test (up to three times, a second apart), and it never waits without bound.
+    """
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(str(PIFLEET), [str(PIFLEET), *args])
+    status = None
     try:
         seen = read_until(fd, prompt, 30)
         assert prompt in seen, seen.decode(errors="replace")
-        os.write(fd, b"\x03")  # the terminal turns it into SIGINT for pifleet
-        seen += read_until(fd, b"\x00never", 30)
-        _, status = os.waitpid(pid, 0)
+        for _ in range(3):
+            os.write(fd, b"\x03")  # the terminal turns it into SIGINT for pifleet
+            deadline = time.monotonic() + 10
+            while status is None and time.monotonic() < deadline:
+                seen += read_until(fd, b"\x00never", 0.2)
+                done, code = os.waitpid(pid, os.WNOHANG)
+                status = code if done else None
+            if status is not None:
+                break
     finally:
+        if status is None:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
         os.close(fd)
+    assert status is not None, "pifleet did not stop at Ctrl-C: " + seen.decode(
+        errors="replace")
     return os.waitstatus_to_exitcode(status), seen
 
 
